@@ -1,0 +1,404 @@
+/*
+ * The one request path of the ACME client: nonces, signing, and the retry
+ * policy.  Nothing else in acme/ retries.
+ */
+#include "internal.h"
+
+#include "jws.h"
+#include "ks_log.h"
+#include "ks_util.h"
+
+#include <curl/curl.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* badNonce is the CA asking for a fresh nonce, not a failure; pebble rejects
+ * up to half of them on purpose.  The odds of this many in a row at 50 % are
+ * below one in a million. */
+#define MAX_BAD_NONCE_RETRIES 25
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_CAP_MS 8000
+
+long long acme_retry_after_ms(const char *value)
+{
+    if (value == NULL || *value == '\0')
+        return -1;
+    char *end = NULL;
+    long long secs = strtoll(value, &end, 10);
+    if (end != value && *end == '\0')
+        return secs < 0 ? -1 : secs * 1000;
+    time_t when = curl_getdate(value, NULL);
+    if (when == (time_t)-1)
+        return -1;
+    long long delta = ((long long)when - (long long)time(NULL)) * 1000;
+    return delta < 0 ? 0 : delta;
+}
+
+/* Random jitter of up to a quarter of the interval keeps many workers that
+ * failed together from retrying together. */
+static long long with_jitter(long long ms)
+{
+    unsigned int r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        return ms;
+    return ms + (long long)(r % (unsigned)(ms / 4 + 1));
+}
+
+static int is_problem(const acme_response *resp)
+{
+    return resp->content_type != NULL &&
+           strncasecmp(resp->content_type, "application/problem+json", 24) == 0;
+}
+
+/* The problem "type" of a response, copied (caller frees), or NULL. */
+static char *problem_type_new(const acme_response *resp)
+{
+    if (!is_problem(resp))
+        return NULL;
+    json_object *obj = json_tokener_parse(resp->body);
+    json_object *type = NULL;
+    char *out = NULL;
+    if (obj && json_object_object_get_ex(obj, "type", &type) &&
+        json_object_is_type(type, json_type_string))
+        out = strdup(json_object_get_string(type));
+    json_object_put(obj);
+    return out;
+}
+
+static int problem_is(const char *type, const char *name)
+{
+    static const char prefix[] = "urn:ietf:params:acme:error:";
+    return type != NULL && strncmp(type, prefix, sizeof(prefix) - 1) == 0 &&
+           strcmp(type + sizeof(prefix) - 1, name) == 0;
+}
+
+static void take_nonce(acme_client *c, acme_response *resp)
+{
+    if (resp->replay_nonce == NULL || *resp->replay_nonce == '\0')
+        return;
+    free(c->nonce);
+    c->nonce = resp->replay_nonce;
+    resp->replay_nonce = NULL;
+}
+
+/* Decides whether a status is worth waiting for, and how long.  Returns the
+ * wait in ms, or -1 for "do not retry". */
+static long long retry_wait_for_status(const acme_response *resp, const char *ptype,
+                                       long long backoff_ms)
+{
+    int retryable = resp->status == 503 || resp->status == 502 || resp->status == 504 ||
+                    resp->status == 500 || resp->status == 429 ||
+                    problem_is(ptype, "rateLimited");
+    if (!retryable)
+        return -1;
+    long long ra = acme_retry_after_ms(resp->retry_after);
+    return ra >= 0 ? ra : with_jitter(backoff_ms);
+}
+
+/* Sleeps `wait_ms` if that stays inside the deadline; else fails. */
+static int wait_within(long long wait_ms, long long deadline_ms, const char *method,
+                       const char *url, const char *why, ks_err *err)
+{
+    long long now = ks_now_ms();
+    if (now + wait_ms > deadline_ms)
+        return ks_fail(err, "%s %s: %s; giving up (retry would wait %lld ms, beyond the limit)",
+                       method, url, why, wait_ms);
+    ks_info("%s %s: %s; retrying in %lld ms", method, url, why, wait_ms);
+    ks_sleep_ms(wait_ms);
+    return 0;
+}
+
+int acme_get(acme_client *c, const char *url, const char *accept, size_t max_body,
+             acme_response *resp, ks_err *err)
+{
+    long long deadline = ks_now_ms() + c->max_wait_ms;
+    long long backoff = BACKOFF_FIRST_MS;
+    for (;;) {
+        int rc = acme_http_request(c->http, "GET", url, NULL, accept, max_body, resp, err);
+        if (rc == ACME_HTTP_FATAL)
+            return -1;
+        if (rc == ACME_HTTP_TRANSIENT) {
+            char why[KS_ERR_MAX];
+            snprintf(why, sizeof(why), "%s", err ? err->msg : "connection failed");
+            if (wait_within(with_jitter(backoff), deadline, "GET", url, why, err) < 0)
+                return -1;
+        } else {
+            take_nonce(c, resp);
+            char *ptype = problem_type_new(resp);
+            long long wait = retry_wait_for_status(resp, ptype, backoff);
+            free(ptype);
+            if (wait < 0)
+                return 0;
+            char why[64];
+            snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+            acme_response_clear(resp);
+            if (wait_within(wait, deadline, "GET", url, why, err) < 0)
+                return -1;
+        }
+        backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
+    }
+}
+
+static int fetch_nonce(acme_client *c, ks_err *err)
+{
+    if (c->new_nonce_url == NULL)
+        return ks_fail(err, "the ACME directory has not been loaded");
+    long long deadline = ks_now_ms() + c->max_wait_ms;
+    long long backoff = BACKOFF_FIRST_MS;
+    for (;;) {
+        acme_response resp;
+        int rc = acme_http_request(c->http, "HEAD", c->new_nonce_url, NULL, NULL, ACME_MAX_BODY,
+                                   &resp, err);
+        if (rc == ACME_HTTP_FATAL)
+            return ks_failp(err, "getting a nonce");
+        if (rc == ACME_HTTP_OK) {
+            take_nonce(c, &resp);
+            long status = resp.status;
+            long long wait = retry_wait_for_status(&resp, NULL, backoff);
+            acme_response_clear(&resp);
+            if (c->nonce != NULL)
+                return 0;
+            if (wait < 0)
+                return ks_fail(err, "HEAD %s: HTTP %ld without a Replay-Nonce", c->new_nonce_url,
+                               status);
+            if (wait_within(wait, deadline, "HEAD", c->new_nonce_url, "no nonce", err) < 0)
+                return -1;
+        } else if (wait_within(with_jitter(backoff), deadline, "HEAD", c->new_nonce_url,
+                               err ? err->msg : "connection failed", err) < 0) {
+            return -1;
+        }
+        backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
+    }
+}
+
+/* One signed POST with whatever nonce we hold; the nonce is consumed. */
+static int post_once(acme_client *c, const char *url, const char *payload, const char *accept,
+                     size_t max_body, acme_response *resp, ks_err *err)
+{
+    if (c->nonce == NULL && fetch_nonce(c, err) < 0)
+        return ACME_HTTP_FATAL;
+    char *nonce = c->nonce;
+    c->nonce = NULL;
+    char *body = acme_jws_new(&c->signer, c->kid, nonce, url, payload, err);
+    free(nonce);
+    if (body == NULL)
+        return ACME_HTTP_FATAL;
+    int rc = acme_http_request(c->http, "POST", url, body, accept, max_body, resp, err);
+    free(body);
+    return rc;
+}
+
+int acme_post(acme_client *c, const char *url, const char *payload, const char *accept,
+              size_t max_body, acme_response *resp, ks_err *err)
+{
+    if (!c->have_signer)
+        return ks_fail(err, "POST %s: no account key set", url);
+    long long deadline = ks_now_ms() + c->max_wait_ms;
+    long long backoff = BACKOFF_FIRST_MS;
+    int bad_nonces = 0;
+    for (;;) {
+        int rc = post_once(c, url, payload, accept, max_body, resp, err);
+        if (rc == ACME_HTTP_FATAL)
+            return -1;
+        if (rc == ACME_HTTP_TRANSIENT) {
+            char why[KS_ERR_MAX];
+            snprintf(why, sizeof(why), "%s", err ? err->msg : "connection failed");
+            if (wait_within(with_jitter(backoff), deadline, "POST", url, why, err) < 0)
+                return -1;
+            backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
+            continue;
+        }
+        take_nonce(c, resp);
+        char *ptype = problem_type_new(resp);
+        if (problem_is(ptype, "badNonce") && bad_nonces < MAX_BAD_NONCE_RETRIES) {
+            /* RFC 8555 6.5: retry at once with the nonce the error carried. */
+            bad_nonces++;
+            ks_debug("POST %s: badNonce, retrying (%d)", url, bad_nonces);
+            free(ptype);
+            acme_response_clear(resp);
+            continue;
+        }
+        long long wait = retry_wait_for_status(resp, ptype, backoff);
+        free(ptype);
+        if (wait < 0)
+            return 0;
+        char why[64];
+        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
+        acme_response_clear(resp);
+        if (wait_within(wait, deadline, "POST", url, why, err) < 0)
+            return -1;
+        backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
+    }
+}
+
+static void append(char *buf, size_t cap, size_t *used, const char *text)
+{
+    int n = snprintf(buf + *used, cap - *used, "%s", text);
+    if (n > 0)
+        *used += (size_t)n < cap - *used ? (size_t)n : cap - *used - 1;
+}
+
+/* Appends "type: detail" of one problem object, escaped. */
+static void append_problem(char *buf, size_t cap, size_t *used, json_object *problem)
+{
+    static const char prefix[] = "urn:ietf:params:acme:error:";
+    json_object *type = NULL, *detail = NULL;
+    const char *t = json_object_object_get_ex(problem, "type", &type) &&
+                            json_object_is_type(type, json_type_string)
+                        ? json_object_get_string(type)
+                        : "unknown";
+    const char *d = json_object_object_get_ex(problem, "detail", &detail) &&
+                            json_object_is_type(detail, json_type_string)
+                        ? json_object_get_string(detail)
+                        : "";
+    if (strncmp(t, prefix, sizeof(prefix) - 1) == 0)
+        t += sizeof(prefix) - 1;
+    char *te = ks_escape_new(t, (size_t)-1);
+    char *de = ks_escape_new(d, (size_t)-1);
+    append(buf, cap, used, te ? te : "?");
+    if (de && *de) {
+        append(buf, cap, used, ": ");
+        append(buf, cap, used, de);
+    }
+    free(te);
+    free(de);
+}
+
+char *acme_problem_summary_new(json_object *problem)
+{
+    char buf[2048];
+    size_t used = 0;
+    buf[0] = '\0';
+    append_problem(buf, sizeof(buf), &used, problem);
+    json_object *subs = NULL;
+    if (json_object_object_get_ex(problem, "subproblems", &subs) &&
+        json_object_is_type(subs, json_type_array)) {
+        size_t n = json_object_array_length(subs);
+        for (size_t i = 0; i < n; i++) {
+            json_object *sub = json_object_array_get_idx(subs, i);
+            if (!json_object_is_type(sub, json_type_object))
+                continue;
+            append(buf, sizeof(buf), &used, i == 0 ? " [" : "; ");
+            json_object *ident = NULL, *value = NULL;
+            if (json_object_object_get_ex(sub, "identifier", &ident) &&
+                json_object_object_get_ex(ident, "value", &value) &&
+                json_object_is_type(value, json_type_string)) {
+                char *ve = ks_escape_new(json_object_get_string(value), (size_t)-1);
+                append(buf, sizeof(buf), &used, ve ? ve : "?");
+                append(buf, sizeof(buf), &used, ": ");
+                free(ve);
+            }
+            append_problem(buf, sizeof(buf), &used, sub);
+            if (i + 1 == n)
+                append(buf, sizeof(buf), &used, "]");
+        }
+    }
+    return strdup(buf);
+}
+
+int acme_fail_problem(const acme_response *resp, const char *what, const char *url, ks_err *err)
+{
+    json_object *obj = is_problem(resp) ? json_tokener_parse(resp->body) : NULL;
+    if (obj != NULL && json_object_is_type(obj, json_type_object)) {
+        char *summary = acme_problem_summary_new(obj);
+        if (ks_log_get_level() >= KS_LOG_DEBUG) {
+            char *full = ks_escape_new(resp->body, resp->body_len);
+            ks_debug("problem document from %s: %s", url, full ? full : "?");
+            free(full);
+        }
+        ks_fail(err, "%s: %s: HTTP %ld: %s", what, url, resp->status, summary ? summary : "?");
+        free(summary);
+    } else {
+        ks_fail(err, "%s: %s: HTTP %ld", what, url, resp->status);
+    }
+    json_object_put(obj);
+    return -1;
+}
+
+json_object *acme_parse_json(const acme_response *resp, const char *url, ks_err *err)
+{
+    if (resp->content_type == NULL ||
+        (strncasecmp(resp->content_type, "application/json", 16) != 0 &&
+         strncasecmp(resp->content_type, "application/problem+json", 24) != 0)) {
+        char *ct = ks_escape_new(resp->content_type ? resp->content_type : "(none)", (size_t)-1);
+        ks_fail(err, "%s: expected a JSON response, got Content-Type %s", url, ct ? ct : "?");
+        free(ct);
+        return NULL;
+    }
+    enum json_tokener_error jerr = json_tokener_success;
+    json_object *obj = json_tokener_parse_verbose(resp->body, &jerr);
+    if (obj == NULL) {
+        ks_fail(err, "%s: malformed JSON response: %s", url, json_tokener_error_desc(jerr));
+        return NULL;
+    }
+    if (!json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        ks_fail(err, "%s: expected a JSON object in the response", url);
+        return NULL;
+    }
+    return obj;
+}
+
+int acme_json_string(json_object *obj, const char *key, int required, const char **out,
+                     const char *url, ks_err *err)
+{
+    json_object *v = NULL;
+    *out = NULL;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL) {
+        if (required)
+            return ks_fail(err, "%s: response lacks \"%s\"", url, key);
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return ks_fail(err, "%s: \"%s\" in the response is not a string", url, key);
+    *out = json_object_get_string(v);
+    return 0;
+}
+
+int acme_json_array(json_object *obj, const char *key, int required, json_object **out,
+                    const char *url, ks_err *err)
+{
+    json_object *v = NULL;
+    *out = NULL;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL) {
+        if (required)
+            return ks_fail(err, "%s: response lacks \"%s\"", url, key);
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_array))
+        return ks_fail(err, "%s: \"%s\" in the response is not an array", url, key);
+    *out = v;
+    return 0;
+}
+
+int acme_json_dup_string(json_object *obj, const char *key, int required, char **dst,
+                         const char *url, ks_err *err)
+{
+    const char *s = NULL;
+    if (acme_json_string(obj, key, required, &s, url, err) < 0)
+        return -1;
+    if (s == NULL)
+        return 0;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return ks_fail(err, "out of memory");
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+int acme_poll_sleep(const acme_response *resp, long long *interval_ms, long long deadline_ms,
+                    const char *what, ks_err *err)
+{
+    long long ra = resp ? acme_retry_after_ms(resp->retry_after) : -1;
+    long long wait = ra >= 0 ? ra : *interval_ms;
+    if (ks_now_ms() + wait > deadline_ms)
+        return ks_fail(err, "%s: still not done when the polling time ran out", what);
+    ks_sleep_ms(wait);
+    /* Short first polls catch a fast CA; then back off so a slow one is not hammered. */
+    *interval_ms = *interval_ms * 2 > 2000 ? 2000 : *interval_ms * 2;
+    return 0;
+}

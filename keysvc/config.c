@@ -1,0 +1,885 @@
+#include "config.h"
+
+#include "ks_log.h"
+#include "ks_util.h"
+
+#include <ctype.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/objects.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CONFIG_MAX_BYTES (4 * 1024 * 1024)
+#define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define DEFAULT_STATE_DIR "/var/lib/keysvc"
+
+/* Parsing context: the file name for messages, and where errors go. */
+typedef struct cfgp {
+    const char *file;
+    const char *base_dir;
+    ks_err *err;
+} cfgp;
+
+const char *ks_key_type_name(ks_key_type t)
+{
+    return t == KS_KEY_RSA ? "rsa" : "ecdsa";
+}
+
+static int cfail(cfgp *p, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int cfail(cfgp *p, const char *path, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return ks_fail(p->err, "%s: %s: %s", p->file, path[0] ? path : "(top level)", what);
+}
+
+/* JSON path of a member: a.b for plain keys, a["x.y"] for others. */
+static void child_path(char *out, size_t cap, const char *parent, const char *key)
+{
+    int plain = *key != '\0';
+    for (const char *k = key; *k; k++)
+        if (!isalnum((unsigned char)*k) && *k != '_')
+            plain = 0;
+    if (plain)
+        snprintf(out, cap, "%s%s%s", parent, parent[0] ? "." : "", key);
+    else
+        snprintf(out, cap, "%s[\"%s\"]", parent, key);
+}
+
+static void index_path(char *out, size_t cap, const char *parent, size_t i)
+{
+    snprintf(out, cap, "%s[%zu]", parent, i);
+}
+
+static const char *type_name(json_object *v)
+{
+    return v == NULL ? "null" : json_type_to_name(json_object_get_type(v));
+}
+
+static int in_list(const char *key, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(key, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reports keys that are neither implemented nor known to acmebot. */
+static void check_keys(cfgp *p, json_object *obj, const char *path, const char *const *implemented,
+                       const char *const *acmebot_only)
+{
+    json_object_object_foreach(obj, key, val)
+    {
+        (void)val;
+        char cpath[512];
+        child_path(cpath, sizeof(cpath), path, key);
+        if (in_list(key, implemented))
+            continue;
+        if (in_list(key, acmebot_only))
+            ks_info("%s: %s: acmebot setting not implemented by keysvc yet; ignored", p->file,
+                    cpath);
+        else
+            ks_warn("%s: %s: unknown key; ignored", p->file, cpath);
+    }
+}
+
+static int expect_object(cfgp *p, json_object *v, const char *path)
+{
+    if (!json_object_is_type(v, json_type_object))
+        return cfail(p, path, "expected an object, got %s", type_name(v));
+    return 0;
+}
+
+/* Absent: *dst keeps its default.  null: *dst becomes NULL when nullable. */
+static int opt_string(cfgp *p, json_object *obj, const char *path, const char *key, int nullable,
+                      char **dst)
+{
+    json_object *v = NULL;
+    char cpath[512];
+    if (!json_object_object_get_ex(obj, key, &v))
+        return 0;
+    child_path(cpath, sizeof(cpath), path, key);
+    if (v == NULL) {
+        if (!nullable)
+            return cfail(p, cpath, "expected a string, got null");
+        free(*dst);
+        *dst = NULL;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return cfail(p, cpath, "expected a string%s, got %s", nullable ? " or null" : "",
+                     type_name(v));
+    if (json_object_get_string_len(v) == 0)
+        return cfail(p, cpath, "must not be empty");
+    char *copy = strdup(json_object_get_string(v));
+    if (copy == NULL)
+        return ks_fail(p->err, "out of memory");
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+static int opt_int(cfgp *p, json_object *obj, const char *path, const char *key, long min,
+                   long max, int *null_seen, long *dst)
+{
+    json_object *v = NULL;
+    char cpath[512];
+    if (!json_object_object_get_ex(obj, key, &v))
+        return 0;
+    child_path(cpath, sizeof(cpath), path, key);
+    if (v == NULL && null_seen != NULL) {
+        *null_seen = 1;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_int))
+        return cfail(p, cpath, "expected an integer, got %s", type_name(v));
+    long n = (long)json_object_get_int64(v);
+    if (n < min || n > max)
+        return cfail(p, cpath, "%ld is out of range (%ld to %ld)", n, min, max);
+    *dst = n;
+    return 0;
+}
+
+/* Makes a configured path absolute against the config file's directory. */
+static int resolve_dir(cfgp *p, char **dir)
+{
+    if (*dir == NULL || (*dir)[0] == '/')
+        return 0;
+    char *abs = ks_strdup_printf("%s/%s", p->base_dir, *dir);
+    if (abs == NULL)
+        return ks_fail(p->err, "out of memory");
+    free(*dir);
+    *dir = abs;
+    return 0;
+}
+
+static int curve_from_name(const char *name)
+{
+    if (strcasecmp(name, "secp256r1") == 0 || strcasecmp(name, "prime256v1") == 0)
+        return NID_X9_62_prime256v1;
+    if (strcasecmp(name, "secp384r1") == 0)
+        return NID_secp384r1;
+    if (strcasecmp(name, "secp521r1") == 0)
+        return NID_secp521r1;
+    return 0;
+}
+
+static int parse_curve(cfgp *p, json_object *obj, const char *path, const char *key, int *nid)
+{
+    char *name = NULL;
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(obj, key, &v))
+        return 0;
+    if (v == NULL) {
+        *nid = 0;
+        return 0;
+    }
+    if (opt_string(p, obj, path, key, 0, &name) < 0)
+        return -1;
+    *nid = curve_from_name(name);
+    free(name);
+    if (*nid == 0) {
+        char cpath[512];
+        child_path(cpath, sizeof(cpath), path, key);
+        return cfail(p, cpath, "expected \"secp256r1\", \"secp384r1\" or \"secp521r1\"");
+    }
+    return 0;
+}
+
+static int parse_rsa_size(cfgp *p, json_object *obj, const char *path, const char *key,
+                          unsigned *bits)
+{
+    long v = *bits;
+    int was_null = 0;
+    if (opt_int(p, obj, path, key, 0, 16384, &was_null, &v) < 0)
+        return -1;
+    if (was_null || v == 0) {
+        *bits = 0;
+        return 0;
+    }
+    if (v != 2048 && v != 3072 && v != 4096) {
+        char cpath[512];
+        child_path(cpath, sizeof(cpath), path, key);
+        return cfail(p, cpath, "expected 2048, 3072 or 4096 (or 0/null to turn RSA off)");
+    }
+    *bits = (unsigned)v;
+    return 0;
+}
+
+static int parse_key_type_name(cfgp *p, json_object *v, const char *path, ks_key_type *out)
+{
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    if (s && strcmp(s, "rsa") == 0)
+        *out = KS_KEY_RSA;
+    else if (s && strcmp(s, "ecdsa") == 0)
+        *out = KS_KEY_ECDSA;
+    else
+        return cfail(p, path, "expected \"rsa\" or \"ecdsa\"");
+    return 0;
+}
+
+/* key_types: a list (or one string) of "rsa"/"ecdsa", without repeats. */
+static int parse_key_types(cfgp *p, json_object *v, const char *path, ks_key_type *types,
+                           size_t *n)
+{
+    *n = 0;
+    if (json_object_is_type(v, json_type_string))
+        return parse_key_type_name(p, v, path, &types[(*n)++]);
+    if (!json_object_is_type(v, json_type_array))
+        return cfail(p, path, "expected a list of \"rsa\"/\"ecdsa\", got %s", type_name(v));
+    size_t len = json_object_array_length(v);
+    if (len == 0)
+        return cfail(p, path, "must list at least one key type");
+    for (size_t i = 0; i < len; i++) {
+        char ipath[512];
+        ks_key_type t;
+        index_path(ipath, sizeof(ipath), path, i);
+        if (parse_key_type_name(p, json_object_array_get_idx(v, i), ipath, &t) < 0)
+            return -1;
+        for (size_t j = 0; j < *n; j++)
+            if (types[j] == t)
+                return cfail(p, ipath, "\"%s\" is listed twice", ks_key_type_name(t));
+        if (*n == KS_KEY_TYPES)
+            return cfail(p, ipath, "too many key types");
+        types[(*n)++] = t;
+    }
+    return 0;
+}
+
+static const char *const account_keys[] = {"email", "key_type", "key_size", "key_curve", NULL};
+
+static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
+{
+    if (expect_object(p, acct, "account") < 0)
+        return -1;
+    check_keys(p, acct, "account", account_keys, NULL);
+    if (opt_string(p, acct, "account", "email", 1, &cfg->account_email) < 0 ||
+        parse_curve(p, acct, "account", "key_curve", &cfg->account_key_curve) < 0 ||
+        parse_rsa_size(p, acct, "account", "key_size", &cfg->account_key_size) < 0)
+        return -1;
+    json_object *kt = NULL;
+    if (json_object_object_get_ex(acct, "key_type", &kt) &&
+        parse_key_type_name(p, kt, "account.key_type", &cfg->account_key_type) < 0)
+        return -1;
+    if (cfg->account_key_type == KS_KEY_RSA && cfg->account_key_size == 0)
+        return cfail(p, "account.key_size", "an RSA account key needs a size");
+    if (cfg->account_key_type == KS_KEY_ECDSA && cfg->account_key_curve == 0)
+        return cfail(p, "account.key_curve", "an ECDSA account key needs a curve");
+    return 0;
+}
+
+static const char *const settings_keys[] = {"acme_directory_url", "acme_ca_file",
+                                            "acme_max_retry_wait", "key_size", "key_curve",
+                                            "key_types", "renewal_days", NULL};
+static const char *const settings_acmebot[] = {
+    "follower_mode", "slave_mode", "log_level", "color_output", "key_cipher", "key_passphrase",
+    "key_provided", "dhparam_size", "ecparam_curve", "file_user", "file_group", "log_user",
+    "log_group", "warning_exit_code", "hpkp_days", "pin_subdomains", "hpkp_report_uri",
+    "ocsp_must_staple", "ocsp_responder_urls", "ct_submit_logs", "expiration_days",
+    "auto_rollover", "max_dns_lookup_attempts", "dns_lookup_delay", "max_domains_per_order",
+    "max_authorization_attempts", "authorization_delay", "cert_poll_time",
+    "max_ocsp_verify_attempts", "ocsp_verify_retry_delay", "min_run_delay", "max_run_delay",
+    "acme_directory_verify_ssl", "reload_zone_command", "nsupdate_command",
+    "public_suffix_list_url", "verify", "services", NULL};
+
+static int parse_settings(cfgp *p, ks_config *cfg, json_object *s, ks_key_type *types,
+                          size_t *n_types)
+{
+    if (expect_object(p, s, "settings") < 0)
+        return -1;
+    check_keys(p, s, "settings", settings_keys, settings_acmebot);
+    long renewal = cfg->renewal_days, retry_wait = cfg->acme_max_retry_wait;
+    if (opt_string(p, s, "settings", "acme_directory_url", 0, &cfg->acme_directory_url) < 0 ||
+        opt_string(p, s, "settings", "acme_ca_file", 1, &cfg->acme_ca_file) < 0 ||
+        parse_rsa_size(p, s, "settings", "key_size", &cfg->key_size) < 0 ||
+        parse_curve(p, s, "settings", "key_curve", &cfg->key_curve) < 0 ||
+        opt_int(p, s, "settings", "renewal_days", 0, 3650, NULL, &renewal) < 0 ||
+        opt_int(p, s, "settings", "acme_max_retry_wait", 0, 86400, NULL, &retry_wait) < 0)
+        return -1;
+    cfg->renewal_days = (int)renewal;
+    cfg->acme_max_retry_wait = (int)retry_wait;
+    json_object *kt = NULL;
+    if (json_object_object_get_ex(s, "key_types", &kt) &&
+        parse_key_types(p, kt, "settings.key_types", types, n_types) < 0)
+        return -1;
+    if (strncmp(cfg->acme_directory_url, "https://", 8) != 0)
+        return cfail(p, "settings.acme_directory_url", "must be an https:// URL");
+    return resolve_dir(p, &cfg->acme_ca_file);
+}
+
+static const char *const directories_keys[] = {"certificate", "chain", "private_key", "state",
+                                               NULL};
+static const char *const directories_acmebot[] = {
+    "pid",  "log",  "resource", "backup_key", "previous_key", "full_key",   "full_certificate",
+    "param", "challenge", "http_challenge", "hpkp", "ocsp", "sct", "update_key", "archive",
+    "temp", NULL};
+
+static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
+{
+    if (expect_object(p, d, "directories") < 0)
+        return -1;
+    check_keys(p, d, "directories", directories_keys, directories_acmebot);
+    if (opt_string(p, d, "directories", "certificate", 1, &cfg->dir_certificate) < 0 ||
+        opt_string(p, d, "directories", "chain", 1, &cfg->dir_chain) < 0 ||
+        opt_string(p, d, "directories", "private_key", 1, &cfg->dir_private_key) < 0 ||
+        opt_string(p, d, "directories", "state", 0, &cfg->dir_state) < 0)
+        return -1;
+    return 0;
+}
+
+static const char *const file_names_keys[] = {"certificate", "chain", "private_key", NULL};
+static const char *const file_names_acmebot[] = {
+    "log",  "backup_key", "previous_key", "full_key", "full_certificate", "param",
+    "challenge", "hpkp", "ocsp", "sct", NULL};
+
+static int parse_file_names(cfgp *p, ks_config *cfg, json_object *f)
+{
+    if (expect_object(p, f, "file_names") < 0)
+        return -1;
+    check_keys(p, f, "file_names", file_names_keys, file_names_acmebot);
+    if (opt_string(p, f, "file_names", "certificate", 0, &cfg->fn_certificate) < 0 ||
+        opt_string(p, f, "file_names", "chain", 0, &cfg->fn_chain) < 0 ||
+        opt_string(p, f, "file_names", "private_key", 0, &cfg->fn_private_key) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_suffixes(cfgp *p, ks_config *cfg, json_object *s)
+{
+    static const char *const keys[] = {"rsa", "ecdsa", NULL};
+    if (expect_object(p, s, "key_type_suffixes") < 0)
+        return -1;
+    check_keys(p, s, "key_type_suffixes", keys, NULL);
+    for (int t = 0; t < KS_KEY_TYPES; t++) {
+        json_object *v = NULL;
+        char cpath[512];
+        if (!json_object_object_get_ex(s, keys[t], &v))
+            continue;
+        child_path(cpath, sizeof(cpath), "key_type_suffixes", keys[t]);
+        if (!json_object_is_type(v, json_type_string))
+            return cfail(p, cpath, "expected a string, got %s", type_name(v));
+        free(cfg->suffix[t]);
+        cfg->suffix[t] = strdup(json_object_get_string(v));
+    }
+    return 0;
+}
+
+static const char *const hsm_keys[] = {"module", "token", "token_serial", "pin_env", "pin_file",
+                                       NULL};
+
+static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
+{
+    if (expect_object(p, h, "hsm") < 0)
+        return -1;
+    check_keys(p, h, "hsm", hsm_keys, NULL);
+    if (opt_string(p, h, "hsm", "module", 0, &cfg->hsm_module) < 0 ||
+        opt_string(p, h, "hsm", "token", 0, &cfg->hsm_token) < 0 ||
+        opt_string(p, h, "hsm", "token_serial", 0, &cfg->hsm_token_serial) < 0 ||
+        opt_string(p, h, "hsm", "pin_env", 0, &cfg->hsm_pin_env) < 0 ||
+        opt_string(p, h, "hsm", "pin_file", 0, &cfg->hsm_pin_file) < 0)
+        return -1;
+    if (cfg->hsm_token == NULL && cfg->hsm_token_serial == NULL)
+        return cfail(p, "hsm.token", "the token to use must be named (label)");
+    if ((cfg->hsm_pin_env != NULL) == (cfg->hsm_pin_file != NULL))
+        return cfail(p, "hsm", "give exactly one of \"pin_env\" and \"pin_file\"");
+    return resolve_dir(p, &cfg->hsm_pin_file);
+}
+
+static int parse_database(cfgp *p, ks_config *cfg, json_object *d)
+{
+    static const char *const keys[] = {"url", "run_as", NULL};
+    if (expect_object(p, d, "database") < 0)
+        return -1;
+    check_keys(p, d, "database", keys, NULL);
+    return opt_string(p, d, "database", "url", 1, &cfg->database_url) < 0 ||
+                   opt_string(p, d, "database", "run_as", 0, &cfg->database_run_as) < 0
+               ? -1
+               : 0;
+}
+
+/* A DNS name as a certificate may carry it: LDH labels, optional "*." */
+static int valid_fqdn(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 253)
+        return 0;
+    const char *s = name;
+    if (strncmp(s, "*.", 2) == 0)
+        s += 2;
+    size_t label = 0;
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (label == 0)
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return label > 0;
+}
+
+static char *lowercase_dup(const char *s)
+{
+    char *out = strdup(s);
+    for (char *c = out; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return out;
+}
+
+static int add_alt_name(cfgp *p, ks_cert_config *c, char *fqdn, const char *path)
+{
+    if (fqdn == NULL)
+        return ks_fail(p->err, "out of memory");
+    if (!valid_fqdn(fqdn)) {
+        cfail(p, path, "\"%s\" is not a valid DNS name", fqdn);
+        free(fqdn);
+        return -1;
+    }
+    for (size_t i = 0; i < c->n_alt_names; i++) {
+        if (strcmp(c->alt_names[i], fqdn) == 0) {
+            cfail(p, path, "\"%s\" is listed twice", fqdn);
+            free(fqdn);
+            return -1;
+        }
+    }
+    char **grown = realloc(c->alt_names, (c->n_alt_names + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        free(fqdn);
+        return ks_fail(p->err, "out of memory");
+    }
+    c->alt_names = grown;
+    c->alt_names[c->n_alt_names++] = fqdn;
+    return 0;
+}
+
+/* One host of an alt_names zone: "@" is the zone itself, else host.zone. */
+static int add_zone_host(cfgp *p, ks_cert_config *c, const char *zone, json_object *host,
+                         const char *path)
+{
+    if (!json_object_is_type(host, json_type_string))
+        return cfail(p, path, "expected a host name string, got %s", type_name(host));
+    const char *h = json_object_get_string(host);
+    char *fqdn = strcmp(h, "@") == 0 ? strdup(zone) : ks_strdup_printf("%s.%s", h, zone);
+    char *lower = fqdn ? lowercase_dup(fqdn) : NULL;
+    free(fqdn);
+    return add_alt_name(p, c, lower, path);
+}
+
+/* alt_names: {zone: [hosts]} (or a single host string); zone "@" means the
+ * common name, as in acmebot. */
+static int parse_alt_names(cfgp *p, ks_cert_config *c, json_object *alt, const char *path)
+{
+    if (expect_object(p, alt, path) < 0)
+        return -1;
+    json_object_object_foreach(alt, zone, hosts)
+    {
+        char zpath[512];
+        child_path(zpath, sizeof(zpath), path, zone);
+        const char *z = strcmp(zone, "@") == 0 ? c->common_name : zone;
+        if (json_object_is_type(hosts, json_type_string)) {
+            if (add_zone_host(p, c, z, hosts, zpath) < 0)
+                return -1;
+            continue;
+        }
+        if (!json_object_is_type(hosts, json_type_array))
+            return cfail(p, zpath, "expected a list of host names, got %s", type_name(hosts));
+        for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+            char hpath[600];
+            index_path(hpath, sizeof(hpath), zpath, i);
+            if (add_zone_host(p, c, z, json_object_array_get_idx(hosts, i), hpath) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Certificate names become file names and token labels. */
+static int valid_cert_name(const char *name)
+{
+    if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+        strlen(name) > 200)
+        return 0;
+    for (const char *s = name; *s; s++)
+        if (!(isalnum((unsigned char)*s) || strchr("._-*+@", *s)))
+            return 0;
+    return 1;
+}
+
+static const char *const cert_keys[] = {"common_name", "alt_names", "key_types", NULL};
+static const char *const cert_acmebot[] = {
+    "services", "tlsa_records", "dhparam_size", "ecparam_curve", "ocsp_must_staple",
+    "ocsp_responder_urls", "ct_submit_logs", "verify", "key_size", "key_curve", "key_cipher",
+    "key_passphrase", "key_provided", "expiration_days", "auto_rollover", "hpkp_days",
+    "pin_subdomains", "hpkp_report_uri", NULL};
+
+static int default_key_types(const ks_config *cfg, const ks_key_type *settings_types,
+                             size_t n_settings, ks_cert_config *c)
+{
+    c->n_key_types = 0;
+    for (size_t i = 0; i < n_settings; i++) {
+        ks_key_type t = settings_types[i];
+        if ((t == KS_KEY_RSA && cfg->key_size) || (t == KS_KEY_ECDSA && cfg->key_curve))
+            c->key_types[c->n_key_types++] = t;
+    }
+    return c->n_key_types > 0 ? 0 : -1;
+}
+
+static int parse_cert(cfgp *p, ks_config *cfg, ks_cert_config *c, const char *name,
+                      json_object *obj, const ks_key_type *settings_types, size_t n_settings)
+{
+    char path[512];
+    child_path(path, sizeof(path), "certificates", name);
+    if (!valid_cert_name(name))
+        return cfail(p, path, "certificate names may use letters, digits and ._-*+@ only");
+    c->name = strdup(name);
+    if (obj != NULL && expect_object(p, obj, path) < 0)
+        return -1;
+    if (obj != NULL)
+        check_keys(p, obj, path, cert_keys, cert_acmebot);
+    char *cn = NULL;
+    if (obj != NULL && opt_string(p, obj, path, "common_name", 0, &cn) < 0)
+        return -1;
+    c->common_name = lowercase_dup(cn ? cn : name);
+    free(cn);
+    json_object *alt = NULL, *kt = NULL;
+    char apath[600];
+    child_path(apath, sizeof(apath), path, "alt_names");
+    if (obj != NULL && json_object_object_get_ex(obj, "alt_names", &alt)) {
+        if (parse_alt_names(p, c, alt, apath) < 0)
+            return -1;
+    } else if (add_alt_name(p, c, strdup(c->common_name), apath) < 0) {
+        return -1;
+    }
+    int cn_listed = 0;
+    for (size_t i = 0; i < c->n_alt_names; i++)
+        cn_listed |= strcmp(c->alt_names[i], c->common_name) == 0;
+    if (!cn_listed)
+        return cfail(p, apath, "the common name \"%s\" is not among the alt names",
+                     c->common_name);
+    child_path(apath, sizeof(apath), path, "key_types");
+    if (obj != NULL && json_object_object_get_ex(obj, "key_types", &kt)) {
+        if (parse_key_types(p, kt, apath, c->key_types, &c->n_key_types) < 0)
+            return -1;
+        for (size_t i = 0; i < c->n_key_types; i++)
+            if ((c->key_types[i] == KS_KEY_RSA && !cfg->key_size) ||
+                (c->key_types[i] == KS_KEY_ECDSA && !cfg->key_curve))
+                return cfail(p, apath, "\"%s\" is turned off by settings.%s",
+                             ks_key_type_name(c->key_types[i]),
+                             c->key_types[i] == KS_KEY_RSA ? "key_size" : "key_curve");
+    } else if (default_key_types(cfg, settings_types, n_settings, c) < 0) {
+        return cfail(p, path, "no key type is enabled (settings.key_size and key_curve)");
+    }
+    return 0;
+}
+
+static int parse_certificates(cfgp *p, ks_config *cfg, json_object *certs,
+                              const ks_key_type *settings_types, size_t n_settings)
+{
+    if (expect_object(p, certs, "certificates") < 0)
+        return -1;
+    size_t n = (size_t)json_object_object_length(certs);
+    cfg->certs = calloc(n ? n : 1, sizeof(*cfg->certs));
+    if (cfg->certs == NULL)
+        return ks_fail(p->err, "out of memory");
+    json_object_object_foreach(certs, name, obj)
+    {
+        ks_cert_config *c = &cfg->certs[cfg->n_certs++];
+        if (parse_cert(p, cfg, c, name, obj, settings_types, n_settings) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_http_challenges(cfgp *p, ks_config *cfg, json_object *hc)
+{
+    if (expect_object(p, hc, "http_challenges") < 0)
+        return -1;
+    size_t n = (size_t)json_object_object_length(hc);
+    cfg->http_challenges = calloc(n ? n : 1, sizeof(*cfg->http_challenges));
+    if (cfg->http_challenges == NULL)
+        return ks_fail(p->err, "out of memory");
+    json_object_object_foreach(hc, fqdn, dir)
+    {
+        char path[512];
+        child_path(path, sizeof(path), "http_challenges", fqdn);
+        ks_http_challenge *h = &cfg->http_challenges[cfg->n_http_challenges++];
+        h->fqdn = lowercase_dup(fqdn);
+        if (h->fqdn == NULL || !valid_fqdn(h->fqdn) || h->fqdn[0] == '*')
+            return cfail(p, path, "\"%s\" is not a valid host name", fqdn);
+        if (dir == NULL)
+            continue;
+        if (!json_object_is_type(dir, json_type_string) || json_object_get_string_len(dir) == 0)
+            return cfail(p, path, "expected a directory name or null, got %s", type_name(dir));
+        h->directory = strdup(json_object_get_string(dir));
+        if (resolve_dir(p, &h->directory) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int set_defaults(ks_config *cfg)
+{
+    cfg->account_key_type = KS_KEY_ECDSA;
+    cfg->account_key_curve = NID_X9_62_prime256v1;
+    cfg->account_key_size = 2048;
+    cfg->acme_directory_url = strdup("https://acme-v02.api.letsencrypt.org/directory");
+    cfg->key_size = 4096;
+    cfg->key_curve = NID_secp384r1;
+    cfg->renewal_days = 30;
+    cfg->acme_max_retry_wait = 120;
+    cfg->dir_certificate = strdup("/etc/ssl/certs");
+    cfg->dir_chain = strdup("/etc/ssl/certs");
+    cfg->dir_private_key = strdup("/etc/ssl/private");
+    cfg->dir_state = strdup(DEFAULT_STATE_DIR);
+    cfg->fn_certificate = strdup("{name}{suffix}.pem");
+    cfg->fn_chain = strdup("{name}_chain{suffix}.pem");
+    cfg->fn_private_key = strdup("{name}{suffix}.key");
+    cfg->suffix[KS_KEY_RSA] = strdup(".rsa");
+    cfg->suffix[KS_KEY_ECDSA] = strdup(".ecdsa");
+    cfg->hsm_module = strdup(DEFAULT_MODULE);
+    cfg->database_run_as = strdup("postgres");
+    return cfg->acme_directory_url && cfg->dir_certificate && cfg->dir_chain &&
+                   cfg->dir_private_key && cfg->dir_state && cfg->fn_certificate &&
+                   cfg->fn_chain && cfg->fn_private_key && cfg->suffix[0] && cfg->suffix[1] &&
+                   cfg->hsm_module && cfg->database_run_as
+               ? 0
+               : -1;
+}
+
+static const char *const top_keys[] = {"account",         "settings",   "directories",
+                                       "file_names",      "key_type_suffixes", "certificates",
+                                       "http_challenges", "hsm",        "database", NULL};
+static const char *const top_acmebot[] = {"services",     "authorizations", "zone_update_keys",
+                                          "hpkp_headers", "ct_logs",        "hooks",
+                                          "verify",       "tlsa_records",   NULL};
+
+/* Sections are read in dependency order, not file order: settings first. */
+static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
+{
+    if (!json_object_is_type(root, json_type_object))
+        return cfail(p, "", "expected a JSON object, got %s", type_name(root));
+    check_keys(p, root, "", top_keys, top_acmebot);
+    json_object *v = NULL;
+    if (json_object_object_get_ex(root, "private_keys", &v))
+        ks_warn("%s: private_keys: not implemented by keysvc yet; its certificates are not "
+                "issued",
+                p->file);
+    ks_key_type types[KS_KEY_TYPES] = {KS_KEY_RSA, KS_KEY_ECDSA};
+    size_t n_types = 2;
+    if ((json_object_object_get_ex(root, "settings", &v) &&
+         parse_settings(p, cfg, v, types, &n_types) < 0) ||
+        (json_object_object_get_ex(root, "account", &v) && parse_account(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "directories", &v) &&
+         parse_directories(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "file_names", &v) && parse_file_names(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "key_type_suffixes", &v) &&
+         parse_suffixes(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "http_challenges", &v) &&
+         parse_http_challenges(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "database", &v) && parse_database(p, cfg, v) < 0))
+        return -1;
+    if (!json_object_object_get_ex(root, "hsm", &v))
+        return cfail(p, "hsm", "keysvc needs an \"hsm\" section naming the token");
+    if (parse_hsm(p, cfg, v) < 0)
+        return -1;
+    if (json_object_object_get_ex(root, "certificates", &v) &&
+        parse_certificates(p, cfg, v, types, n_types) < 0)
+        return -1;
+    if (resolve_dir(p, &cfg->dir_certificate) < 0 || resolve_dir(p, &cfg->dir_chain) < 0 ||
+        resolve_dir(p, &cfg->dir_private_key) < 0 || resolve_dir(p, &cfg->dir_state) < 0)
+        return -1;
+    return 0;
+}
+
+/* Line and column of a byte offset, for syntax errors. */
+static void offset_to_line_col(const char *text, size_t offset, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < offset && text[i]; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static json_object *parse_json_text(const char *path, const char *text, size_t len, ks_err *err)
+{
+    json_tokener *tok = json_tokener_new();
+    if (tok == NULL) {
+        ks_fail(err, "out of memory");
+        return NULL;
+    }
+    json_object *root = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    if (root == NULL || jerr != json_tokener_success) {
+        int line, col;
+        if (jerr == json_tokener_continue)
+            jerr = json_tokener_error_parse_eof;
+        offset_to_line_col(text, end, &line, &col);
+        ks_fail(err, "%s:%d:%d: JSON syntax error: %s", path, line, col,
+                json_tokener_error_desc(jerr));
+        json_object_put(root);
+        root = NULL;
+    } else {
+        /* Anything but whitespace after the document is a mistake too. */
+        for (size_t i = end; i < len; i++) {
+            if (!isspace((unsigned char)text[i])) {
+                int line, col;
+                offset_to_line_col(text, i, &line, &col);
+                ks_fail(err, "%s:%d:%d: JSON syntax error: text after the end of the document",
+                        path, line, col);
+                json_object_put(root);
+                root = NULL;
+                break;
+            }
+        }
+    }
+    json_tokener_free(tok);
+    return root;
+}
+
+ks_config *ks_config_load(const char *path, ks_err *err)
+{
+    size_t len = 0;
+    char *text = ks_read_file(path, CONFIG_MAX_BYTES, &len, err);
+    if (text == NULL) {
+        ks_failp(err, "reading configuration");
+        return NULL;
+    }
+    json_object *root = parse_json_text(path, text, len, err);
+    free(text);
+    if (root == NULL)
+        return NULL;
+    ks_config *cfg = calloc(1, sizeof(*cfg));
+    char *copy = strdup(path);
+    if (cfg == NULL || copy == NULL || set_defaults(cfg) < 0) {
+        ks_fail(err, "out of memory");
+        free(copy);
+        ks_config_free(cfg);
+        json_object_put(root);
+        return NULL;
+    }
+    cfg->path = strdup(path);
+    char *abs = realpath(dirname(copy), NULL);
+    cfg->base_dir = abs ? abs : strdup(".");
+    free(copy);
+    cfgp p = {.file = path, .base_dir = cfg->base_dir, .err = err};
+    int rc = parse_root(&p, cfg, root);
+    json_object_put(root);
+    if (rc < 0) {
+        ks_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static void free_cert(ks_cert_config *c)
+{
+    free(c->name);
+    free(c->common_name);
+    for (size_t i = 0; i < c->n_alt_names; i++)
+        free(c->alt_names[i]);
+    free(c->alt_names);
+}
+
+void ks_config_free(ks_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    char **strings[] = {&cfg->path,           &cfg->base_dir,        &cfg->account_email,
+                        &cfg->acme_directory_url, &cfg->acme_ca_file, &cfg->dir_certificate,
+                        &cfg->dir_chain,      &cfg->dir_private_key, &cfg->dir_state,
+                        &cfg->fn_certificate, &cfg->fn_chain,        &cfg->fn_private_key,
+                        &cfg->suffix[0],      &cfg->suffix[1],       &cfg->hsm_module,
+                        &cfg->hsm_token,      &cfg->hsm_token_serial, &cfg->hsm_pin_env,
+                        &cfg->hsm_pin_file,   &cfg->database_url,    &cfg->database_run_as};
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+        free(*strings[i]);
+    for (size_t i = 0; i < cfg->n_http_challenges; i++) {
+        free(cfg->http_challenges[i].fqdn);
+        free(cfg->http_challenges[i].directory);
+    }
+    free(cfg->http_challenges);
+    for (size_t i = 0; i < cfg->n_certs; i++)
+        free_cert(&cfg->certs[i]);
+    free(cfg->certs);
+    free(cfg);
+}
+
+const char *ks_config_webroot(const ks_config *cfg, const char *fqdn)
+{
+    for (size_t i = 0; i < cfg->n_http_challenges; i++)
+        if (strcmp(cfg->http_challenges[i].fqdn, fqdn) == 0)
+            return cfg->http_challenges[i].directory;
+    return NULL;
+}
+
+/* Appends src to the growing buffer out (cap OUTPUT_PATH_MAX). */
+static int append_str(char *out, size_t *used, const char *src)
+{
+    size_t n = strlen(src);
+    if (*used + n >= PATH_MAX)
+        return -1;
+    memcpy(out + *used, src, n + 1);
+    *used += n;
+    return 0;
+}
+
+char *ks_config_output_path(const ks_config *cfg, const char *dir, const char *tmpl,
+                            const char *name, ks_key_type type, ks_err *err)
+{
+    char file[PATH_MAX];
+    size_t used = 0;
+    file[0] = '\0';
+    for (const char *s = tmpl; *s;) {
+        const char *value = NULL;
+        size_t skip = 0;
+        if (strncmp(s, "{name}", 6) == 0) {
+            value = name;
+            skip = 6;
+        } else if (strncmp(s, "{key_type}", 10) == 0) {
+            value = ks_key_type_name(type);
+            skip = 10;
+        } else if (strncmp(s, "{suffix}", 8) == 0) {
+            value = cfg->suffix[type];
+            skip = 8;
+        } else if (*s == '{') {
+            ks_fail(err, "%s: file name template \"%s\" has an unknown field", cfg->path, tmpl);
+            return NULL;
+        }
+        char one[2] = {*s, '\0'};
+        if (append_str(file, &used, value ? value : one) < 0) {
+            ks_fail(err, "file name from template \"%s\" is too long", tmpl);
+            return NULL;
+        }
+        s += value ? skip : 1;
+    }
+    for (char *c = file; *c; c++)
+        if (*c == '*')
+            *c = '_';
+    if (strchr(file, '/') != NULL) {
+        ks_fail(err, "file name \"%s\" (from template \"%s\") contains '/'", file, tmpl);
+        return NULL;
+    }
+    char *path = ks_strdup_printf("%s/%s", dir, file);
+    if (path == NULL)
+        ks_fail(err, "out of memory");
+    return path;
+}

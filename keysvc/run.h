@@ -1,0 +1,58 @@
+/*
+ * run: the main job.  Compares what the configuration asks for with what
+ * the database and token hold, issues what is missing or due, and keeps the
+ * output files in step.
+ */
+#ifndef KEYSVC_RUN_H
+#define KEYSVC_RUN_H
+
+#include "acme.h"
+#include "config.h"
+#include "signer.h"
+#include "store.h"
+
+#include <openssl/evp.h>
+
+/* Exit codes, as cron and systemd see them (uacme's convention). */
+enum ks_exit {
+    KS_EXIT_CHANGED = 0, /* something was issued or written */
+    KS_EXIT_NOTHING = 1, /* nothing to do: everything is current */
+    KS_EXIT_FAILED = 2,  /* an error; whatever was already good is kept */
+};
+
+typedef struct ks_run_options {
+    int quiet; /* no "nothing to do" / action lines on stdout */
+} ks_run_options;
+
+/* The state of one run, shared by its steps. */
+typedef struct ks_run {
+    const ks_config *cfg;
+    const ks_run_options *opts;
+    const char *tenant;
+    store *db;
+    ks_signer *signer;
+    acme_client *acme; /* created when the first order is needed */
+    /* The ACME account key, once the account is set up. */
+    store_key account_key;
+    ks_keyref account_ref;
+    char *account_jwk;
+    const char *account_alg;
+    int changed;
+} ks_run;
+
+/* Runs the job; returns an enum ks_exit value.  Errors are reported on
+ * stderr as they happen. */
+int ks_run_main(const ks_config *cfg, const ks_run_options *opts);
+
+/* Issues one certificate (one key type) and writes its files (issue.c). */
+int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err);
+
+/* Writes the files for a stored certificate where their content differs
+ * (output.c).  Sets run->changed when it wrote something. */
+int ks_output_write(ks_run *run, const ks_cert_config *cert, ks_key_type type,
+                    const store_cert *c, const store_key *key, ks_err *err);
+
+/* Makes sure the ACME client and account exist (account.c). */
+int ks_account_ensure(ks_run *run, ks_err *err);
+
+#endif

@@ -1,0 +1,578 @@
+#include "store.h"
+
+#include "ks_log.h"
+#include "ks_util.h"
+#include "migrations.h"
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Taken by every migration run so that two workers never migrate at once. */
+#define MIGRATION_LOCK_KEY 0x6b657973 /* "keys" */
+
+struct store {
+    PGconn *conn;
+};
+
+/* Error text from libpq, one line. */
+static int pq_fail(ks_err *err, const char *what, PGconn *conn, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    char line[512];
+    snprintf(line, sizeof(line), "%s", msg && *msg ? msg : "unknown error");
+    line[strcspn(line, "\n")] = '\0';
+    return ks_fail(err, "database: %s: %s", what, line);
+}
+
+/* Server notices ("relation already exists, skipping") are for debugging,
+ * not for the operator's terminal. */
+static void notice_to_debug_log(void *arg, const char *message)
+{
+    (void)arg;
+    char line[512];
+    snprintf(line, sizeof(line), "%s", message);
+    line[strcspn(line, "\n")] = '\0';
+    ks_debug("database: %s", line);
+}
+
+store *store_connect(const char *conninfo, ks_err *err)
+{
+    store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        ks_fail(err, "out of memory");
+        return NULL;
+    }
+    s->conn = PQconnectdb(conninfo ? conninfo : "");
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        pq_fail(err, "connecting", s->conn, NULL);
+        store_close(s);
+        return NULL;
+    }
+    PQsetNoticeProcessor(s->conn, notice_to_debug_log, NULL);
+    return s;
+}
+
+void store_close(store *s)
+{
+    if (s == NULL)
+        return;
+    PQfinish(s->conn);
+    free(s);
+}
+
+/* Runs a parameterised statement; text parameters, text results.  Returns
+ * the result (caller clears) or NULL with err set. */
+static PGresult *exec_params(store *s, const char *what, const char *sql, int n,
+                             const char *const *values, ks_err *err)
+{
+    PGresult *res = PQexecParams(s->conn, sql, n, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        pq_fail(err, what, s->conn, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+static int exec_simple(store *s, const char *what, const char *sql, ks_err *err)
+{
+    PGresult *res = exec_params(s, what, sql, 0, NULL, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+int store_begin(store *s, ks_err *err)
+{
+    return exec_simple(s, "BEGIN", "BEGIN", err);
+}
+
+int store_commit(store *s, ks_err *err)
+{
+    return exec_simple(s, "COMMIT", "COMMIT", err);
+}
+
+void store_rollback(store *s)
+{
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+static int64_t get_i64(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+/* A copy of a text column; NULL for SQL NULL. */
+static char *get_str(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+static void i64_text(char *buf, size_t cap, int64_t v)
+{
+    snprintf(buf, cap, "%lld", (long long)v);
+}
+
+int store_schema_version(store *s, int *version, ks_err *err)
+{
+    PGresult *res = exec_params(
+        s, "reading schema version",
+        "SELECT coalesce(max(version), 0) FROM keysvc_schema_migrations", 0, NULL, err);
+    if (res == NULL)
+        return -1;
+    *version = (int)get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+static int apply_migration(store *s, const store_migration *m, ks_err *err)
+{
+    char version[16];
+    snprintf(version, sizeof(version), "%d", m->version);
+    const char *params[] = {version, m->name};
+    if (store_begin(s, err) < 0)
+        return -1;
+    /* A migration file may hold several statements: simple query protocol. */
+    PGresult *res = PQexec(s->conn, m->sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        pq_fail(err, m->name, s->conn, res);
+        PQclear(res);
+        store_rollback(s);
+        return -1;
+    }
+    PQclear(res);
+    res = exec_params(s, "recording migration",
+                      "INSERT INTO keysvc_schema_migrations (version, name) VALUES ($1, $2)", 2,
+                      params, err);
+    if (res == NULL) {
+        store_rollback(s);
+        return -1;
+    }
+    PQclear(res);
+    if (store_commit(s, err) < 0)
+        return -1;
+    ks_info("database: applied migration %s", m->name);
+    return 0;
+}
+
+static int migrate_locked(store *s, ks_err *err)
+{
+    if (exec_simple(s, "creating the migrations table",
+                    "CREATE TABLE IF NOT EXISTS keysvc_schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())",
+                    err) < 0)
+        return -1;
+    int current = 0;
+    if (store_schema_version(s, &current, err) < 0)
+        return -1;
+    int newest = store_migration_count ? store_migrations[store_migration_count - 1].version : 0;
+    if (current > newest)
+        return ks_fail(err,
+                       "database: schema version %d is newer than this keysvc knows (%d); "
+                       "upgrade keysvc",
+                       current, newest);
+    for (unsigned i = 0; i < store_migration_count; i++)
+        if (store_migrations[i].version > current && apply_migration(s, &store_migrations[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+int store_migrate(store *s, ks_err *err)
+{
+    char key[32];
+    snprintf(key, sizeof(key), "%d", MIGRATION_LOCK_KEY);
+    const char *params[] = {key};
+    PGresult *res = exec_params(s, "taking the migration lock", "SELECT pg_advisory_lock($1)", 1,
+                                params, err);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    int rc = migrate_locked(s, err);
+    PQclear(PQexecParams(s->conn, "SELECT pg_advisory_unlock($1)", 1, NULL, params, NULL, NULL,
+                         0));
+    return rc;
+}
+
+void store_key_clear(store_key *k)
+{
+    free(k->tenant);
+    free(k->purpose);
+    free(k->name);
+    free(k->key_type);
+    free(k->params);
+    free(k->role);
+    free(k->token_label);
+    free(k->token_serial);
+    free(k->label);
+    free(k->spki_sha256);
+    memset(k, 0, sizeof(*k));
+}
+
+static char *hex_new(const unsigned char *b, size_t n)
+{
+    char *out = malloc(n * 2 + 3);
+    if (out == NULL)
+        return NULL;
+    /* bytea input format: \x followed by hex digits. */
+    out[0] = '\\';
+    out[1] = 'x';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 + i * 2, 3, "%02x", b[i]);
+    out[2 + n * 2] = '\0';
+    return out;
+}
+
+static int hex_to_bytes(const char *hex, unsigned char *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + i * 2, "%2x", &v) != 1)
+            return -1;
+        out[i] = (unsigned char)v;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+#define KEY_COLUMNS                                                                                \
+    "id, tenant, purpose, name, key_type, params, role, token_label, token_serial,"               \
+    " encode(ckaid, 'hex'), label, spki_sha256, extract(epoch from created_at)::bigint"
+
+static int key_from_row(const PGresult *res, int row, store_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->id = get_i64(res, row, 0);
+    k->tenant = get_str(res, row, 1);
+    k->purpose = get_str(res, row, 2);
+    k->name = get_str(res, row, 3);
+    k->key_type = get_str(res, row, 4);
+    k->params = get_str(res, row, 5);
+    k->role = get_str(res, row, 6);
+    k->token_label = get_str(res, row, 7);
+    k->token_serial = get_str(res, row, 8);
+    k->label = get_str(res, row, 10);
+    k->spki_sha256 = get_str(res, row, 11);
+    k->created_at = (time_t)get_i64(res, row, 12);
+    return hex_to_bytes(PQgetvalue(res, row, 9), k->ckaid, sizeof(k->ckaid), &k->ckaid_len);
+}
+
+/* Reads zero or one row into `out` with `reader`. */
+static int one_row(PGresult *res, void *out, int (*reader)(const PGresult *, int, void *),
+                   const char *what, ks_err *err)
+{
+    int rows = PQntuples(res);
+    int rc = rows == 0 ? 0 : 1;
+    if (rows > 1)
+        rc = ks_fail(err, "database: %s: %d rows where one was expected", what, rows);
+    else if (rows == 1 && reader(res, 0, out) < 0)
+        rc = ks_fail(err, "database: %s: malformed row", what);
+    PQclear(res);
+    return rc;
+}
+
+static int read_key(const PGresult *res, int row, void *out)
+{
+    return key_from_row(res, row, out);
+}
+
+int store_key_insert(store *s, store_key *k, ks_err *err)
+{
+    char *ckaid = hex_new(k->ckaid, k->ckaid_len);
+    if (ckaid == NULL)
+        return ks_fail(err, "out of memory");
+    const char *params[] = {k->tenant,      k->purpose,      k->name,  k->key_type,
+                            k->params,      k->role,         k->token_label,
+                            k->token_serial, ckaid,          k->label, k->spki_sha256};
+    PGresult *res = exec_params(
+        s, "recording key",
+        "INSERT INTO keys (tenant, purpose, name, key_type, params, role, token_label,"
+        " token_serial, ckaid, label, spki_sha256)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bytea, $10, $11)"
+        " RETURNING id, extract(epoch from created_at)::bigint",
+        11, params, err);
+    free(ckaid);
+    if (res == NULL)
+        return -1;
+    k->id = get_i64(res, 0, 0);
+    k->created_at = (time_t)get_i64(res, 0, 1);
+    PQclear(res);
+    return 0;
+}
+
+int store_key_find(store *s, const char *tenant, const char *purpose, const char *name,
+                   const char *key_type, const char *role, store_key *out, ks_err *err)
+{
+    const char *params[] = {tenant, purpose, name, key_type, role};
+    PGresult *res = exec_params(s, "looking up key",
+                                "SELECT " KEY_COLUMNS " FROM keys WHERE tenant = $1 AND"
+                                " purpose = $2 AND name = $3 AND key_type = $4 AND role = $5",
+                                5, params, err);
+    if (res == NULL)
+        return -1;
+    return one_row(res, out, read_key, "looking up key", err);
+}
+
+int store_key_get(store *s, int64_t id, store_key *out, ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    const char *params[] = {idbuf};
+    PGresult *res = exec_params(s, "reading key",
+                                "SELECT " KEY_COLUMNS " FROM keys WHERE id = $1", 1, params, err);
+    if (res == NULL)
+        return -1;
+    return one_row(res, out, read_key, "reading key", err);
+}
+
+void store_account_clear(store_account *a)
+{
+    free(a->tenant);
+    free(a->directory_url);
+    free(a->account_url);
+    free(a->contact);
+    memset(a, 0, sizeof(*a));
+}
+
+static int read_account(const PGresult *res, int row, void *out)
+{
+    store_account *a = out;
+    memset(a, 0, sizeof(*a));
+    a->id = get_i64(res, row, 0);
+    a->tenant = get_str(res, row, 1);
+    a->directory_url = get_str(res, row, 2);
+    a->key_id = get_i64(res, row, 3);
+    a->account_url = get_str(res, row, 4);
+    a->contact = get_str(res, row, 5);
+    return 0;
+}
+
+int store_account_find(store *s, const char *tenant, const char *directory_url,
+                       store_account *out, ks_err *err)
+{
+    const char *params[] = {tenant, directory_url};
+    PGresult *res = exec_params(s, "looking up account",
+                                "SELECT id, tenant, directory_url, key_id, account_url, contact"
+                                " FROM accounts WHERE tenant = $1 AND directory_url = $2",
+                                2, params, err);
+    if (res == NULL)
+        return -1;
+    return one_row(res, out, read_account, "looking up account", err);
+}
+
+int store_account_insert(store *s, store_account *a, ks_err *err)
+{
+    char key_id[24];
+    i64_text(key_id, sizeof(key_id), a->key_id);
+    const char *params[] = {a->tenant, a->directory_url, key_id, a->account_url, a->contact};
+    PGresult *res = exec_params(s, "recording account",
+                                "INSERT INTO accounts (tenant, directory_url, key_id,"
+                                " account_url, contact) VALUES ($1, $2, $3, $4, $5)"
+                                " RETURNING id",
+                                5, params, err);
+    if (res == NULL)
+        return -1;
+    a->id = get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_account_set_url(store *s, int64_t id, const char *account_url, const char *contact,
+                          ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    const char *params[] = {idbuf, account_url, contact};
+    PGresult *res = exec_params(s, "updating account",
+                                "UPDATE accounts SET account_url = $2, contact = $3 WHERE id = $1",
+                                3, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+/* A text[] literal ({"a","b"}) with every element quoted and escaped, passed
+ * as one bound parameter. */
+static char *text_array_new(char *const *items, size_t n)
+{
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(items[i]) * 2 + 3;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    out[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[o++] = ',';
+        out[o++] = '"';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                out[o++] = '\\';
+            out[o++] = *c;
+        }
+        out[o++] = '"';
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+/* Parses the JSON text of array_to_json(text[]) into a string vector. */
+static int text_array_from_json(const char *json, char ***items, size_t *n)
+{
+    json_object *arr = json_tokener_parse(json);
+    *items = NULL;
+    *n = 0;
+    if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
+        json_object_put(arr);
+        return -1;
+    }
+    size_t len = json_object_array_length(arr);
+    *items = calloc(len ? len : 1, sizeof(**items));
+    for (size_t i = 0; *items && i < len; i++) {
+        (*items)[i] = strdup(json_object_get_string(json_object_array_get_idx(arr, i)));
+        *n = i + 1;
+    }
+    json_object_put(arr);
+    return *items ? 0 : -1;
+}
+
+int store_order_insert(store *s, store_order *o, ks_err *err)
+{
+    char account_id[24], key_id[24];
+    i64_text(account_id, sizeof(account_id), o->account_id);
+    i64_text(key_id, sizeof(key_id), o->key_id);
+    char *names = text_array_new(o->names, o->n_names);
+    if (names == NULL)
+        return ks_fail(err, "out of memory");
+    const char *params[] = {o->tenant, account_id, o->certificate_name, o->key_type,
+                            key_id,    names,      o->url,              o->status};
+    PGresult *res = exec_params(s, "recording order",
+                                "INSERT INTO orders (tenant, account_id, certificate_name,"
+                                " key_type, key_id, names, url, status)"
+                                " VALUES ($1, $2, $3, $4, $5, $6::text[], $7, $8) RETURNING id",
+                                8, params, err);
+    free(names);
+    if (res == NULL)
+        return -1;
+    o->id = get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_order_update(store *s, int64_t id, const char *url, const char *status,
+                       const char *error, ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    const char *params[] = {idbuf, url, status, error};
+    PGresult *res = exec_params(s, "updating order",
+                                "UPDATE orders SET url = coalesce($2, url), status = $3,"
+                                " error = $4, updated_at = now() WHERE id = $1",
+                                4, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+void store_cert_clear(store_cert *c)
+{
+    free(c->tenant);
+    free(c->name);
+    free(c->key_type);
+    free(c->common_name);
+    for (size_t i = 0; i < c->n_alt_names; i++)
+        free(c->alt_names[i]);
+    free(c->alt_names);
+    free(c->serial);
+    free(c->cert_pem);
+    free(c->chain_pem);
+    memset(c, 0, sizeof(*c));
+}
+
+static int read_cert(const PGresult *res, int row, void *out)
+{
+    store_cert *c = out;
+    memset(c, 0, sizeof(*c));
+    c->id = get_i64(res, row, 0);
+    c->tenant = get_str(res, row, 1);
+    c->name = get_str(res, row, 2);
+    c->key_type = get_str(res, row, 3);
+    c->key_id = get_i64(res, row, 4);
+    c->order_id = get_i64(res, row, 5);
+    c->common_name = get_str(res, row, 6);
+    c->serial = get_str(res, row, 8);
+    c->not_before = (time_t)get_i64(res, row, 9);
+    c->not_after = (time_t)get_i64(res, row, 10);
+    c->cert_pem = get_str(res, row, 11);
+    c->chain_pem = get_str(res, row, 12);
+    return text_array_from_json(PQgetvalue(res, row, 7), &c->alt_names, &c->n_alt_names);
+}
+
+int store_cert_find_current(store *s, const char *tenant, const char *name, const char *key_type,
+                            store_cert *out, ks_err *err)
+{
+    const char *params[] = {tenant, name, key_type};
+    PGresult *res = exec_params(
+        s, "looking up certificate",
+        "SELECT id, tenant, name, key_type, key_id, order_id, common_name,"
+        " array_to_json(alt_names)::text, serial, extract(epoch from not_before)::bigint,"
+        " extract(epoch from not_after)::bigint, cert_pem, chain_pem FROM certificates"
+        " WHERE tenant = $1 AND name = $2 AND key_type = $3 AND is_current",
+        3, params, err);
+    if (res == NULL)
+        return -1;
+    return one_row(res, out, read_cert, "looking up certificate", err);
+}
+
+static int insert_cert(store *s, store_cert *c, ks_err *err)
+{
+    char key_id[24], order_id[24], nb[24], na[24];
+    i64_text(key_id, sizeof(key_id), c->key_id);
+    i64_text(order_id, sizeof(order_id), c->order_id);
+    i64_text(nb, sizeof(nb), (int64_t)c->not_before);
+    i64_text(na, sizeof(na), (int64_t)c->not_after);
+    char *alt = text_array_new(c->alt_names, c->n_alt_names);
+    if (alt == NULL)
+        return ks_fail(err, "out of memory");
+    const char *params[] = {c->tenant,     c->name,   c->key_type, key_id, c->order_id ? order_id : NULL,
+                            c->common_name, alt,      c->serial,   nb,     na,
+                            c->cert_pem,   c->chain_pem};
+    PGresult *res = exec_params(
+        s, "recording certificate",
+        "INSERT INTO certificates (tenant, name, key_type, key_id, order_id, common_name,"
+        " alt_names, serial, not_before, not_after, cert_pem, chain_pem)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, to_timestamp($9), to_timestamp($10),"
+        " $11, $12) RETURNING id",
+        12, params, err);
+    free(alt);
+    if (res == NULL)
+        return -1;
+    c->id = get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_cert_insert_current(store *s, store_cert *c, ks_err *err)
+{
+    const char *params[] = {c->tenant, c->name, c->key_type};
+    if (store_begin(s, err) < 0)
+        return -1;
+    PGresult *res = exec_params(s, "retiring previous certificate",
+                                "UPDATE certificates SET is_current = false WHERE tenant = $1"
+                                " AND name = $2 AND key_type = $3 AND is_current",
+                                3, params, err);
+    if (res == NULL || insert_cert(s, c, err) < 0 || store_commit(s, err) < 0) {
+        PQclear(res);
+        store_rollback(s);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}

@@ -1,0 +1,127 @@
+/*
+ * store: keysvc's state in PostgreSQL.
+ *
+ * Every query is parameterised.  Strings in the record structs are owned by
+ * the struct and freed by its _clear() function.  Lookups return 1 when a row
+ * was found, 0 when none, -1 on error (with err naming what was asked).
+ */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include "ks_err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define STORE_MAX_CKAID 64
+
+typedef struct store store;
+
+store *store_connect(const char *conninfo, ks_err *err);
+void store_close(store *s);
+
+/* Applies the embedded migrations that are not yet applied, in order, each in
+ * its own transaction, serialised against other workers by an advisory lock.
+ * Refuses a database whose schema is newer than this program. */
+int store_migrate(store *s, ks_err *err);
+
+/* Highest applied migration version (0 for an empty database). */
+int store_schema_version(store *s, int *version, ks_err *err);
+
+int store_begin(store *s, ks_err *err);
+int store_commit(store *s, ks_err *err);
+void store_rollback(store *s);
+
+typedef struct store_key {
+    int64_t id;
+    char *tenant;
+    char *purpose; /* "account" or "certificate" */
+    char *name;
+    char *key_type; /* "rsa" or "ecdsa" */
+    char *params;   /* "rsa2048", "secp256r1", ... */
+    char *role;     /* "primary", "backup", "previous", "retired" */
+    char *token_label;
+    char *token_serial;
+    unsigned char ckaid[STORE_MAX_CKAID];
+    size_t ckaid_len;
+    char *label;
+    char *spki_sha256;
+    time_t created_at;
+} store_key;
+
+void store_key_clear(store_key *k);
+
+/* Inserts a key row; k->id and k->created_at are set on success. */
+int store_key_insert(store *s, store_key *k, ks_err *err);
+
+/* The live key of a role for a key name and type. */
+int store_key_find(store *s, const char *tenant, const char *purpose, const char *name,
+                   const char *key_type, const char *role, store_key *out, ks_err *err);
+
+int store_key_get(store *s, int64_t id, store_key *out, ks_err *err);
+
+typedef struct store_account {
+    int64_t id;
+    char *tenant;
+    char *directory_url;
+    int64_t key_id;
+    char *account_url; /* NULL until registered */
+    char *contact;
+} store_account;
+
+void store_account_clear(store_account *a);
+int store_account_find(store *s, const char *tenant, const char *directory_url,
+                       store_account *out, ks_err *err);
+int store_account_insert(store *s, store_account *a, ks_err *err);
+int store_account_set_url(store *s, int64_t id, const char *account_url, const char *contact,
+                          ks_err *err);
+
+typedef struct store_order {
+    int64_t id;
+    char *tenant;
+    int64_t account_id;
+    char *certificate_name;
+    char *key_type;
+    int64_t key_id;
+    char **names;
+    size_t n_names;
+    char *url;
+    char *status;
+    char *error;
+} store_order;
+
+/* Inserts an order row (o->id set).  Only the scalar fields and names are read. */
+int store_order_insert(store *s, store_order *o, ks_err *err);
+/* Records the CA's URL, the status and an error text (either may be NULL). */
+int store_order_update(store *s, int64_t id, const char *url, const char *status,
+                       const char *error, ks_err *err);
+
+typedef struct store_cert {
+    int64_t id;
+    char *tenant;
+    char *name;
+    char *key_type;
+    int64_t key_id;
+    int64_t order_id; /* 0 = none */
+    char *common_name;
+    char **alt_names;
+    size_t n_alt_names;
+    char *serial;
+    time_t not_before;
+    time_t not_after;
+    char *cert_pem;
+    char *chain_pem;
+} store_cert;
+
+void store_cert_clear(store_cert *c);
+
+/* The current certificate for a name and key type. */
+int store_cert_find_current(store *s, const char *tenant, const char *name, const char *key_type,
+                            store_cert *out, ks_err *err);
+
+/* Makes `c` the current certificate for its name and key type (the previous
+ * one stays, no longer current), in one transaction.  c->id is set. */
+int store_cert_insert_current(store *s, store_cert *c, ks_err *err);
+
+#endif

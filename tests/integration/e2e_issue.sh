@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# End to end: pebble + SoftHSM + PostgreSQL.  Issues an ECDSA P-256 and an
+# RSA-2048 certificate for two names, then proves the keys never left the
+# token and that a second run does nothing.
+. "$(dirname "$0")/lib.sh"
+rig_load
+test_setup issue
+
+write_config keysvc.json \
+    '{"example.test": {"alt_names": {"example.test": ["@", "www"]}, "key_types": ["ecdsa", "rsa"]}}' \
+    "{\"example.test\": \"$WEBROOT\", \"www.example.test\": \"$WEBROOT\"}"
+
+cd "$WORK"
+run_keysvc run --config keysvc.json
+assert_eq 0 "$RUN_RC" "first run exits 0 (issued)"
+assert_contains run.out "issued example.test (ecdsa)" "ECDSA certificate issued"
+assert_contains run.out "issued example.test (rsa)" "RSA certificate issued"
+
+# Both chains verify against pebble's root, fetched from its management port.
+curl -sf --cacert "$ACME_CA_FILE" "$PEBBLE_MGMT_URL/roots/0" > root.pem
+for t in ecdsa rsa; do
+    openssl verify -CAfile root.pem -untrusted "out/certs/example.test_chain.$t.pem" \
+        "out/certs/example.test.$t.pem" >/dev/null || fail "$t chain does not verify"
+    pass "$t chain verifies against pebble's root"
+    openssl x509 -in "out/certs/example.test.$t.pem" -noout -ext subjectAltName > san.txt
+    assert_contains san.txt "DNS:www.example.test" "$t certificate names www.example.test"
+done
+openssl x509 -in out/certs/example.test.ecdsa.pem -noout -text > ec.txt
+assert_contains ec.txt "NIST CURVE: P-256" "ECDSA key is P-256"
+openssl x509 -in out/certs/example.test.rsa.pem -noout -text > rsa.txt
+assert_contains rsa.txt "Public-Key: (2048 bit)" "RSA key is 2048 bits"
+
+# Each certificate's key is the token's key with the CKA_ID the database and
+# the pkcs11: URI file name; the private half is sealed in the token.
+for t in ecdsa rsa; do
+    id=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE purpose = 'certificate'
+              AND name = 'example.test' AND key_type = '$t' AND role = 'primary'")
+    [ -n "$id" ] || fail "no $t key row"
+    assert_eq "$(token_pubkey_hash "$id")" "$(cert_pubkey_hash "out/certs/example.test.$t.pem")" \
+        "$t certificate key equals token public key $id"
+    uri_id=$(sed -n 's/.*;id=\([^;]*\);.*/\1/p' "out/private/example.test.$t.key" | tr -d '%' | tr 'A-F' 'a-f')
+    assert_eq "$id" "$uri_id" "$t key URI names CKA_ID $id"
+    grep -q "^pkcs11:token=$TOKEN;.*serial=" "out/private/example.test.$t.key" || fail "URI lacks token/serial"
+    "$TOKEN_PROBE" "$KS_PKCS11_MODULE" "$TOKEN" "$KS_PIN_FILE" "$id" > probe.txt
+    assert_contains probe.txt "secret_read=CKR_ATTRIBUTE_SENSITIVE" "$t private value unreadable"
+    assert_contains probe.txt "token=1 private=1 sensitive=1 extractable=0 always_sensitive=1 never_extractable=1" \
+        "$t private key is a sealed token object"
+done
+acct_id=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE purpose = 'account'")
+"$TOKEN_PROBE" "$KS_PKCS11_MODULE" "$TOKEN" "$KS_PIN_FILE" "$acct_id" > probe.txt
+assert_contains probe.txt "secret_read=CKR_ATTRIBUTE_SENSITIVE" "account private value unreadable"
+assert_contains probe.txt "extractable=0" "account key not extractable"
+
+# Modes: key URI files 0640, certificates 0644.
+assert_eq 640 "$(stat -c %a out/private/example.test.ecdsa.key)" "key URI file mode"
+assert_eq 644 "$(stat -c %a out/certs/example.test.ecdsa.pem)" "certificate file mode"
+
+# No file anywhere holds private key material.
+if grep -rl "PRIVATE KEY" out www > leaks.txt; then cat leaks.txt; fail "a written file holds a private key"; fi
+pass "no written file contains PRIVATE KEY"
+
+# The database holds the state.
+assert_eq 3 "$(sql "SELECT count(*) FROM keys")" "three keys recorded (account, ecdsa, rsa)"
+assert_eq 1 "$(sql "SELECT count(*) FROM accounts WHERE account_url LIKE 'https://%'")" "account registered"
+assert_eq 2 "$(sql "SELECT count(*) FROM orders WHERE status = 'valid'")" "two valid orders"
+assert_eq 2 "$(sql "SELECT count(*) FROM certificates WHERE is_current")" "two current certificates"
+serial=$(openssl x509 -in out/certs/example.test.rsa.pem -noout -serial | cut -d= -f2)
+assert_eq 1 "$(sql "SELECT count(*) FROM certificates WHERE serial = '$serial' AND key_type = 'rsa'")" "RSA serial recorded"
+assert_eq 1 "$(curl -sf --cacert "$ACME_CA_FILE" "$PEBBLE_MGMT_URL/cert-status-by-serial/$serial" | grep -c '"Status": *"Valid"')" "pebble knows the certificate as valid"
+
+# A second run with nothing to do: no order, no key, no file rewritten.
+before=$(state_snapshot)
+run_keysvc run --config keysvc.json
+assert_eq 1 "$RUN_RC" "second run exits 1 (nothing to do)"
+assert_contains run.out "nothing to do" "second run says so"
+assert_eq "$before" "$(state_snapshot)" "second run changed no file, key or row"
+
+# A deleted output file is written again from the database, without a new order.
+rm out/certs/example.test_chain.rsa.pem
+run_keysvc run --config keysvc.json
+assert_eq 0 "$RUN_RC" "third run restores a missing file"
+assert_eq 2 "$(sql "SELECT count(*) FROM orders")" "no new order for a missing file"
+cmp -s out/certs/example.test_chain.rsa.pem out/certs/example.test_chain.ecdsa.pem || true
+[ -s out/certs/example.test_chain.rsa.pem ] || fail "chain file not restored"
+pass "chain file restored"
