@@ -224,6 +224,7 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
     struct body_sink sink = {.max = max_body};
     struct curl_slist *headers = NULL;
     char accept_hdr[128];
+    char curl_detail[CURL_ERROR_SIZE] = "";
     int result = ACME_HTTP_OK;
 
     memset(resp, 0, sizeof(*resp));
@@ -239,6 +240,7 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
     curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, curl_detail);
 
     ks_debug("%s %s", method, url);
     CURLcode rc = curl_easy_perform(h->curl);
@@ -246,7 +248,8 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
         ks_fail(err, "%s %s: response body larger than %zu bytes, refused", method, url, max_body);
         result = ACME_HTTP_FATAL;
     } else if (rc != CURLE_OK) {
-        ks_fail(err, "%s %s: %s", method, url, curl_easy_strerror(rc));
+        ks_fail(err, "%s %s: %s", method, url,
+                curl_detail[0] ? curl_detail : curl_easy_strerror(rc));
         result = classify_curl_error(rc);
     }
     if (result != ACME_HTTP_OK) {

@@ -9,6 +9,7 @@
 #include "ks_util.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +23,31 @@
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_CAP_MS 8000
 
+/* Longer than any wait the retry budget allows; a larger Retry-After means
+ * "not within this run" and is clamped here so arithmetic cannot overflow. */
+#define RETRY_AFTER_CAP_MS (7LL * 24 * 3600 * 1000)
+
 long long acme_retry_after_ms(const char *value)
 {
     if (value == NULL || *value == '\0')
         return -1;
     char *end = NULL;
+    errno = 0;
     long long secs = strtoll(value, &end, 10);
-    if (end != value && *end == '\0')
-        return secs < 0 ? -1 : secs * 1000;
+    if (end != value && *end == '\0') {
+        if (secs < 0)
+            return -1;
+        if (errno == ERANGE || secs > RETRY_AFTER_CAP_MS / 1000)
+            return RETRY_AFTER_CAP_MS;
+        return secs * 1000;
+    }
     time_t when = curl_getdate(value, NULL);
     if (when == (time_t)-1)
         return -1;
-    long long delta = ((long long)when - (long long)time(NULL)) * 1000;
-    return delta < 0 ? 0 : delta;
+    long long delta_s = (long long)when - (long long)time(NULL);
+    if (delta_s <= 0)
+        return 0;
+    return delta_s > RETRY_AFTER_CAP_MS / 1000 ? RETRY_AFTER_CAP_MS : delta_s * 1000;
 }
 
 /* Random jitter of up to a quarter of the interval keeps many workers that
@@ -102,8 +115,8 @@ static long long retry_wait_for_status(const acme_response *resp, const char *pt
 static int wait_within(long long wait_ms, long long deadline_ms, const char *method,
                        const char *url, const char *why, ks_err *err)
 {
-    long long now = ks_now_ms();
-    if (now + wait_ms > deadline_ms)
+    /* Compared as a difference: now + wait could overflow. */
+    if (wait_ms > deadline_ms - ks_now_ms())
         return ks_fail(err, "%s %s: %s; giving up (retry would wait %lld ms, beyond the limit)",
                        method, url, why, wait_ms);
     ks_info("%s %s: %s; retrying in %lld ms", method, url, why, wait_ms);
@@ -274,6 +287,7 @@ char *acme_problem_summary_new(json_object *problem)
     buf[0] = '\0';
     append_problem(buf, sizeof(buf), &used, problem);
     json_object *subs = NULL;
+    int opened = 0;
     if (json_object_object_get_ex(problem, "subproblems", &subs) &&
         json_object_is_type(subs, json_type_array)) {
         size_t n = json_object_array_length(subs);
@@ -281,7 +295,8 @@ char *acme_problem_summary_new(json_object *problem)
             json_object *sub = json_object_array_get_idx(subs, i);
             if (!json_object_is_type(sub, json_type_object))
                 continue;
-            append(buf, sizeof(buf), &used, i == 0 ? " [" : "; ");
+            append(buf, sizeof(buf), &used, opened ? "; " : " [");
+            opened = 1;
             json_object *ident = NULL, *value = NULL;
             if (json_object_object_get_ex(sub, "identifier", &ident) &&
                 json_object_object_get_ex(ident, "value", &value) &&
@@ -292,10 +307,10 @@ char *acme_problem_summary_new(json_object *problem)
                 free(ve);
             }
             append_problem(buf, sizeof(buf), &used, sub);
-            if (i + 1 == n)
-                append(buf, sizeof(buf), &used, "]");
         }
     }
+    if (opened)
+        append(buf, sizeof(buf), &used, "]");
     return strdup(buf);
 }
 
@@ -395,7 +410,7 @@ int acme_poll_sleep(const acme_response *resp, long long *interval_ms, long long
 {
     long long ra = resp ? acme_retry_after_ms(resp->retry_after) : -1;
     long long wait = ra >= 0 ? ra : *interval_ms;
-    if (ks_now_ms() + wait > deadline_ms)
+    if (wait > deadline_ms - ks_now_ms())
         return ks_fail(err, "%s: still not done when the polling time ran out", what);
     ks_sleep_ms(wait);
     /* Short first polls catch a fast CA; then back off so a slow one is not hammered. */

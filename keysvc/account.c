@@ -120,6 +120,7 @@ out:
     if (rc < 0) {
         acme_client_free(run->acme);
         run->acme = NULL;
+        run->ca_unavailable = 1;
     }
     return rc;
 }

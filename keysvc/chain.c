@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void ks_chain_clear(ks_chain *c)
 {
@@ -70,14 +71,48 @@ static int read_leaf_facts(X509 *leaf, ks_chain *out, ks_err *err)
     return 0;
 }
 
+/* Reads the next PEM block, which must be a certificate.  Returns 1 with
+ * *x set, 0 at the end of the input, -1 for anything else. */
+static int next_certificate(BIO *in, X509 **x, ks_err *err)
+{
+    char *name = NULL, *header = NULL;
+    unsigned char *data = NULL;
+    long len = 0;
+    *x = NULL;
+    if (PEM_read_bio(in, &name, &header, &data, &len) != 1) {
+        unsigned long e = ERR_peek_last_error();
+        int at_end = e == 0 || ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
+        ERR_clear_error();
+        return at_end ? 0 : ks_fail(err, "the CA sent a malformed PEM block");
+    }
+    int rc = -1;
+    if (strcmp(name, "CERTIFICATE") != 0) {
+        ks_fail(err, "the CA sent a PEM block of type \"%.40s\" in the certificate chain", name);
+    } else {
+        const unsigned char *p = data;
+        *x = d2i_X509(NULL, &p, len);
+        if (*x == NULL || p != data + len) {
+            X509_free(*x);
+            *x = NULL;
+            ks_fail_openssl(err, "the CA sent a malformed certificate");
+        } else {
+            rc = 1;
+        }
+    }
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(data);
+    return rc;
+}
+
 int ks_chain_parse(const char *pem, ks_chain *out, ks_err *err)
 {
     memset(out, 0, sizeof(*out));
     ERR_clear_error();
     BIO *in = BIO_new_mem_buf(pem, -1);
-    int count = 0, rc = -1;
+    int count = 0, rc = -1, got;
     X509 *x;
-    while (in && (x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+    while (in && (got = next_certificate(in, &x, err)) == 1) {
         int ok = count == 0 ? read_leaf_facts(x, out, err) == 0 &&
                                   (out->leaf_pem = cert_pem_new(x)) != NULL
                             : append_pem(&out->chain_pem, x) == 0;
@@ -86,15 +121,12 @@ int ks_chain_parse(const char *pem, ks_chain *out, ks_err *err)
             goto out;
         count++;
     }
-    /* The loop ends on "no start line" after the last certificate; anything
-     * else (a broken block) is the CA's error. */
-    unsigned long e = ERR_peek_last_error();
-    if (count == 0 || (e && ERR_GET_REASON(e) != PEM_R_NO_START_LINE)) {
-        ks_fail_openssl(err, count == 0 ? "the CA sent no certificate"
-                                        : "the CA sent a malformed certificate chain");
+    if (in == NULL || got < 0)
+        goto out;
+    if (count == 0) {
+        ks_fail(err, "the CA sent no certificate");
         goto out;
     }
-    ERR_clear_error();
     if (out->chain_pem == NULL && (out->chain_pem = strdup("")) == NULL)
         goto out;
     rc = 0;
@@ -105,29 +137,39 @@ out:
     return rc;
 }
 
+static int dns_name_is(const GENERAL_NAME *g, const char *name)
+{
+    const char *v = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+    size_t vlen = (size_t)ASN1_STRING_length(g->d.dNSName);
+    return strlen(name) == vlen && strncasecmp(name, v, vlen) == 0;
+}
+
+/* The leaf's DNS names must be exactly the requested set: every requested
+ * name present, and nothing else. */
 static int names_match(X509 *leaf, char *const *names, size_t n, ks_err *err)
 {
     GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     int count = gens ? sk_GENERAL_NAME_num(gens) : 0;
-    size_t dns = 0;
     int rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        if (g->type != GEN_DNS)
-            continue;
-        dns++;
-        const char *v = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
-        size_t vlen = (size_t)ASN1_STRING_length(g->d.dNSName);
-        int known = 0;
-        for (size_t j = 0; j < n; j++)
-            known |= strlen(names[j]) == vlen && strncasecmp(names[j], v, vlen) == 0;
-        if (!known)
+        int requested = g->type != GEN_DNS;
+        for (size_t j = 0; j < n && !requested; j++)
+            requested = dns_name_is(g, names[j]);
+        if (!requested)
             rc = ks_fail(err, "the certificate from the CA names a host that was not requested");
     }
+    for (size_t j = 0; j < n && rc == 0; j++) {
+        int present = 0;
+        for (int i = 0; i < count && !present; i++) {
+            const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+            present = g->type == GEN_DNS && dns_name_is(g, names[j]);
+        }
+        if (!present)
+            rc = ks_fail(err, "the certificate from the CA lacks the requested name %s",
+                         names[j]);
+    }
     GENERAL_NAMES_free(gens);
-    if (rc == 0 && dns != n)
-        rc = ks_fail(err, "the certificate from the CA has %zu DNS names, %zu were requested", dns,
-                     n);
     return rc;
 }
 

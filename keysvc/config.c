@@ -417,17 +417,20 @@ static int valid_fqdn(const char *name)
     size_t label = 0;
     for (; *s; s++) {
         if (*s == '.') {
-            if (label == 0)
+            /* LDH: no empty label, no hyphen at either end of one. */
+            if (label == 0 || s[-1] == '-')
                 return 0;
             label = 0;
             continue;
         }
+        if (*s == '-' && label == 0)
+            return 0;
         if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
             return 0;
         if (++label > 63)
             return 0;
     }
-    return label > 0;
+    return label > 0 && s[-1] != '-';
 }
 
 static char *lowercase_dup(const char *s)
@@ -728,7 +731,10 @@ static json_object *parse_json_text(const char *path, const char *text, size_t l
     json_object *root = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
-    if (root == NULL || jerr != json_tokener_success) {
+    if (root == NULL && jerr == json_tokener_success) {
+        /* The document is the literal null. */
+        ks_fail(err, "%s: (top level): expected a JSON object, got null", path);
+    } else if (root == NULL || jerr != json_tokener_success) {
         int line, col;
         if (jerr == json_tokener_continue)
             jerr = json_tokener_error_parse_eof;

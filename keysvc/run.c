@@ -121,6 +121,10 @@ static int process_all(ks_run *run)
                 ks_error("%s", err.msg);
                 failures++;
             }
+            if (run->ca_unavailable) {
+                ks_error("stopping: the ACME server or account is unavailable");
+                return failures;
+            }
         }
     }
     return failures;

@@ -38,6 +38,7 @@ typedef struct ks_run {
     char *account_jwk;
     const char *account_alg;
     int changed;
+    int ca_unavailable; /* the CA or the account failed: no point trying more orders */
 } ks_run;
 
 /* Runs the job; returns an enum ks_exit value.  Errors are reported on

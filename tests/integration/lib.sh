@@ -82,10 +82,12 @@ write_config() { # file certificates-json http-challenges-json [extra-settings-j
 JSON
 }
 
-# Runs keysvc; stdout+stderr go to $WORK/run.out, the exit code to RUN_RC.
+# Runs keysvc (under $KEYSVC_VALGRIND when set); stdout+stderr go to
+# $WORK/run.out, the exit code to RUN_RC.
 run_keysvc() { # args...
     set +e
-    "$KEYSVC" "$@" > "$WORK/run.out" 2>&1
+    # shellcheck disable=SC2086
+    ${KEYSVC_VALGRIND:-} "$KEYSVC" "$@" > "$WORK/run.out" 2>&1
     RUN_RC=$?
     set -e
     cat "$WORK/run.out"

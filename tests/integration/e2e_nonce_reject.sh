@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# pebble rejects half of all nonces (PEBBLE_WFE_NONCEREJECT=50): every
+# issuance must still succeed, by retrying with the nonce from the badNonce
+# error.  No "database" section: keysvc runs its own private PostgreSQL.
+. "$(dirname "$0")/lib.sh"
+rig_load
+[ -z "${PG_CONNINFO:-}" ] || fail "this test expects a rig without PostgreSQL"
+test_setup nonce
+
+certs='{'
+challenges='{'
+for i in 1 2 3 4 5; do
+    certs+="\"n$i.test\": {\"alt_names\": {\"n$i.test\": [\"@\", \"www\"]}, \"key_types\": [\"ecdsa\", \"rsa\"]},"
+    challenges+="\"n$i.test\": \"$WEBROOT\", \"www.n$i.test\": \"$WEBROOT\","
+done
+write_config keysvc.json "${certs%,}}" "${challenges%,}}"
+
+cd "$WORK"
+run_keysvc run --config keysvc.json --debug > /dev/null
+assert_eq 0 "$RUN_RC" "run with half the nonces rejected exits 0"
+issued=$(grep -c '^issued ' run.out || true)
+assert_eq 10 "$issued" "all 10 certificates issued"
+rejected=$(grep -c 'badNonce, retrying' run.out || true)
+[ "$rejected" -gt 0 ] || fail "pebble rejected no nonce: the test proved nothing"
+pass "$rejected badNonce errors were retried"
+
+curl -sf --cacert "$ACME_CA_FILE" "$PEBBLE_MGMT_URL/roots/0" > root.pem
+for i in 1 2 3 4 5; do
+    for t in ecdsa rsa; do
+        openssl verify -CAfile root.pem -untrusted "out/certs/n$i.test_chain.$t.pem" \
+            "out/certs/n$i.test.$t.pem" >/dev/null || fail "n$i.test $t does not verify"
+    done
+done
+pass "all 10 chains verify against pebble's root"
+[ -f state/postgres/data/PG_VERSION ] || fail "no private cluster under the state directory"
+pass "private PostgreSQL cluster created under directories.state"
+
+before=$(state_snapshot)
+run_keysvc run --config keysvc.json > /dev/null
+assert_eq 1 "$RUN_RC" "second run has nothing to do"
+assert_eq "$before" "$(state_snapshot)" "second run changed nothing"

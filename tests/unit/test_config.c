@@ -1,0 +1,549 @@
+/*
+ * Configuration loading (keysvc/config.h): every field of a full file, the
+ * acmebot defaults, file name templates, and errors that name the file and
+ * the JSON path.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "ks_err.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/objects.h>
+#include <unistd.h>
+
+typedef struct fixture {
+    char dir[64];        /* as created (mkdtemp) */
+    char real[PATH_MAX]; /* its realpath: the config's base_dir */
+    char path[PATH_MAX]; /* the config file */
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ks_config_test_XXXXXX");
+    if (mkdtemp(f->dir) == NULL || realpath(f->dir, f->real) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/keysvc.json", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char p[PATH_MAX];
+    unlink(f->path);
+    snprintf(p, sizeof(p), "%s/stderr.txt", f->dir);
+    unlink(p);
+    int rc = rmdir(f->dir);
+    free(f);
+    return rc;
+}
+
+static void write_config(const fixture *f, const char *text)
+{
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
+    assert_int_equal(fclose(fp), 0);
+}
+
+static ks_config *load_ok(const fixture *f, const char *text)
+{
+    ks_err err = {{0}};
+    write_config(f, text);
+    ks_config *cfg = ks_config_load(f->path, &err);
+    if (cfg == NULL)
+        fail_msg("ks_config_load failed: %s", err.msg);
+    return cfg;
+}
+
+/* Loading must fail, and the message must name the file and contain `want`. */
+static void load_fails(const fixture *f, const char *text, const char *want)
+{
+    ks_err err = {{0}};
+    write_config(f, text);
+    ks_config *cfg = ks_config_load(f->path, &err);
+    if (cfg != NULL) {
+        ks_config_free(cfg);
+        fail_msg("config was accepted; expected an error mentioning %s", want);
+    }
+    if (getenv("KS_TEST_VERBOSE") != NULL)
+        print_message("expected error: %s\n", err.msg);
+    if (strstr(err.msg, f->path) == NULL)
+        fail_msg("error \"%s\" does not name the file %s", err.msg, f->path);
+    if (strstr(err.msg, want) == NULL)
+        fail_msg("error \"%s\" does not contain \"%s\"", err.msg, want);
+}
+
+/* base_dir + "/" + rel */
+static void assert_under_base(const fixture *f, const char *got, const char *rel)
+{
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s/%s", f->real, rel);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+}
+
+#define HSM_OK "\"hsm\": {\"token\": \"t\", \"pin_env\": \"KS_PIN\"}"
+
+/* ---- a full configuration ------------------------------------------------ */
+
+static const char full_config[] =
+    "{\n"
+    "  \"account\": {\"email\": \"admin@example.test\", \"key_curve\": \"secp384r1\"},\n"
+    "  \"settings\": {\n"
+    "    \"acme_directory_url\": \"https://acme.example.test/directory\",\n"
+    "    \"acme_ca_file\": \"ca/root.pem\",\n"
+    "    \"key_size\": 2048,\n"
+    "    \"key_curve\": \"secp256r1\",\n"
+    "    \"key_types\": [\"ecdsa\", \"rsa\"]\n"
+    "  },\n"
+    "  \"directories\": {\"certificate\": \"certs\", \"chain\": \"/srv/chains\",\n"
+    "                  \"private_key\": \"keys\", \"state\": \"state\"},\n"
+    "  \"file_names\": {\"certificate\": \"{name}.{key_type}.crt\"},\n"
+    "  \"key_type_suffixes\": {\"rsa\": \"-r\", \"ecdsa\": \"-e\"},\n"
+    "  \"hsm\": {\"module\": \"/opt/hsm/libpkcs11.so\", \"token\": \"keysvc-test\",\n"
+    "          \"token_serial\": \"abc123\", \"pin_file\": \"secrets/pin\"},\n"
+    "  \"database\": {\"url\": \"postgresql:///keysvc\"},\n"
+    "  \"certificates\": {\n"
+    "    \"example.test\": {\"alt_names\": {\"example.test\": [\"@\", \"www\"]},\n"
+    "                     \"key_types\": [\"ecdsa\"]},\n"
+    "    \"Multi.Test\": {\"common_name\": \"API.Multi.Test\",\n"
+    "                   \"alt_names\": {\"@\": [\"@\"], \"multi.test\": [\"@\", \"WWW\"],\n"
+    "                                 \"other.test\": \"@\"}},\n"
+    "    \"plain.test\": null,\n"
+    "    \"cn.test\": {\"common_name\": \"host.cn.test\"},\n"
+    "    \"*.wild.test\": {\"alt_names\": {\"wild.test\": [\"*\", \"@\"]}, \"key_types\": "
+    "\"rsa\"}\n"
+    "  },\n"
+    "  \"http_challenges\": {\"example.test\": \"webroot\", \"WWW.Example.Test\": null,\n"
+    "                      \"abs.test\": \"/var/www/abs\"}\n"
+    "}\n";
+
+static void assert_cert(const ks_cert_config *c, const char *name, const char *cn,
+                        const char *const *alts, size_t n_alts, const ks_key_type *types,
+                        size_t n_types)
+{
+    assert_string_equal(c->name, name);
+    assert_string_equal(c->common_name, cn);
+    assert_int_equal(c->n_alt_names, n_alts);
+    for (size_t i = 0; i < n_alts; i++)
+        assert_string_equal(c->alt_names[i], alts[i]);
+    assert_int_equal(c->n_key_types, n_types);
+    for (size_t i = 0; i < n_types; i++)
+        assert_int_equal(c->key_types[i], types[i]);
+}
+
+static void test_full_config(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, full_config);
+
+    assert_string_equal(cfg->path, f->path);
+    assert_string_equal(cfg->base_dir, f->real);
+
+    assert_string_equal(cfg->account_email, "admin@example.test");
+    assert_int_equal(cfg->account_key_type, KS_KEY_ECDSA);
+    assert_int_equal(cfg->account_key_curve, NID_secp384r1);
+    assert_int_equal(cfg->account_key_size, 2048);
+
+    assert_string_equal(cfg->acme_directory_url, "https://acme.example.test/directory");
+    assert_under_base(f, cfg->acme_ca_file, "ca/root.pem");
+    assert_int_equal(cfg->key_size, 2048);
+    assert_int_equal(cfg->key_curve, NID_X9_62_prime256v1);
+    assert_int_equal(cfg->renewal_days, 30);
+
+    assert_under_base(f, cfg->dir_certificate, "certs");
+    assert_string_equal(cfg->dir_chain, "/srv/chains");
+    assert_under_base(f, cfg->dir_private_key, "keys");
+    assert_under_base(f, cfg->dir_state, "state");
+
+    assert_string_equal(cfg->fn_certificate, "{name}.{key_type}.crt");
+    assert_string_equal(cfg->fn_chain, "{name}_chain{suffix}.pem");
+    assert_string_equal(cfg->fn_private_key, "{name}{suffix}.key");
+    assert_string_equal(cfg->suffix[KS_KEY_RSA], "-r");
+    assert_string_equal(cfg->suffix[KS_KEY_ECDSA], "-e");
+
+    assert_string_equal(cfg->hsm_module, "/opt/hsm/libpkcs11.so");
+    assert_string_equal(cfg->hsm_token, "keysvc-test");
+    assert_string_equal(cfg->hsm_token_serial, "abc123");
+    assert_null(cfg->hsm_pin_env);
+    assert_under_base(f, cfg->hsm_pin_file, "secrets/pin");
+
+    assert_string_equal(cfg->database_url, "postgresql:///keysvc");
+    assert_string_equal(cfg->database_run_as, "postgres");
+
+    assert_int_equal(cfg->n_certs, 5);
+    static const ks_key_type ec_only[] = {KS_KEY_ECDSA};
+    static const ks_key_type rsa_only[] = {KS_KEY_RSA};
+    static const ks_key_type from_settings[] = {KS_KEY_ECDSA, KS_KEY_RSA};
+    static const char *const ex_alts[] = {"example.test", "www.example.test"};
+    assert_cert(&cfg->certs[0], "example.test", "example.test", ex_alts, 2, ec_only, 1);
+    static const char *const multi_alts[] = {"api.multi.test", "multi.test", "www.multi.test",
+                                             "other.test"};
+    assert_cert(&cfg->certs[1], "Multi.Test", "api.multi.test", multi_alts, 4, from_settings, 2);
+    static const char *const plain_alts[] = {"plain.test"};
+    assert_cert(&cfg->certs[2], "plain.test", "plain.test", plain_alts, 1, from_settings, 2);
+    static const char *const cn_alts[] = {"host.cn.test"};
+    assert_cert(&cfg->certs[3], "cn.test", "host.cn.test", cn_alts, 1, from_settings, 2);
+    static const char *const wild_alts[] = {"*.wild.test", "wild.test"};
+    assert_cert(&cfg->certs[4], "*.wild.test", "*.wild.test", wild_alts, 2, rsa_only, 1);
+
+    assert_int_equal(cfg->n_http_challenges, 3);
+    assert_string_equal(cfg->http_challenges[0].fqdn, "example.test");
+    assert_under_base(f, cfg->http_challenges[0].directory, "webroot");
+    assert_string_equal(cfg->http_challenges[1].fqdn, "www.example.test");
+    assert_null(cfg->http_challenges[1].directory);
+    assert_string_equal(cfg->http_challenges[2].fqdn, "abs.test");
+    assert_string_equal(cfg->http_challenges[2].directory, "/var/www/abs");
+
+    char webroot[PATH_MAX + 16];
+    snprintf(webroot, sizeof(webroot), "%s/webroot", f->real);
+    assert_string_equal(ks_config_webroot(cfg, "example.test"), webroot);
+    assert_null(ks_config_webroot(cfg, "www.example.test"));
+    assert_null(ks_config_webroot(cfg, "unknown.test"));
+
+    ks_config_free(cfg);
+}
+
+static void test_defaults(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK "}");
+    assert_null(cfg->account_email);
+    assert_int_equal(cfg->account_key_type, KS_KEY_ECDSA);
+    assert_int_equal(cfg->account_key_curve, NID_X9_62_prime256v1);
+    assert_string_equal(cfg->acme_directory_url, "https://acme-v02.api.letsencrypt.org/directory");
+    assert_null(cfg->acme_ca_file);
+    assert_int_equal(cfg->key_size, 4096);
+    assert_int_equal(cfg->key_curve, NID_secp384r1);
+    assert_int_equal(cfg->renewal_days, 30);
+    assert_string_equal(cfg->dir_certificate, "/etc/ssl/certs");
+    assert_string_equal(cfg->dir_chain, "/etc/ssl/certs");
+    assert_string_equal(cfg->dir_private_key, "/etc/ssl/private");
+    assert_non_null(cfg->dir_state);
+    assert_int_equal(cfg->dir_state[0], '/');
+    assert_string_equal(cfg->fn_certificate, "{name}{suffix}.pem");
+    assert_string_equal(cfg->fn_chain, "{name}_chain{suffix}.pem");
+    assert_string_equal(cfg->fn_private_key, "{name}{suffix}.key");
+    assert_string_equal(cfg->suffix[KS_KEY_RSA], ".rsa");
+    assert_string_equal(cfg->suffix[KS_KEY_ECDSA], ".ecdsa");
+    assert_non_null(cfg->hsm_module);
+    assert_string_equal(cfg->hsm_token, "t");
+    assert_null(cfg->hsm_token_serial);
+    assert_string_equal(cfg->hsm_pin_env, "KS_PIN");
+    assert_null(cfg->hsm_pin_file);
+    assert_null(cfg->database_url);
+    assert_int_equal(cfg->n_certs, 0);
+    assert_int_equal(cfg->n_http_challenges, 0);
+    ks_config_free(cfg);
+}
+
+static void test_default_key_types_follow_settings(void **state)
+{
+    fixture *f = *state;
+    /* key_size 0 turns RSA off: a certificate without key_types gets ECDSA only. */
+    ks_config *cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"key_size\": 0},"
+                                "\"certificates\": {\"a.test\": null}}");
+    assert_int_equal(cfg->key_size, 0);
+    assert_int_equal(cfg->n_certs, 1);
+    assert_int_equal(cfg->certs[0].n_key_types, 1);
+    assert_int_equal(cfg->certs[0].key_types[0], KS_KEY_ECDSA);
+    ks_config_free(cfg);
+    /* Without settings.key_types both, RSA first. */
+    cfg = load_ok(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {}}}");
+    assert_int_equal(cfg->certs[0].n_key_types, 2);
+    assert_int_equal(cfg->certs[0].key_types[0], KS_KEY_RSA);
+    assert_int_equal(cfg->certs[0].key_types[1], KS_KEY_ECDSA);
+    ks_config_free(cfg);
+}
+
+static void test_null_directory(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK ", \"directories\": {\"chain\": null}}");
+    assert_null(cfg->dir_chain);
+    assert_string_equal(cfg->dir_certificate, "/etc/ssl/certs");
+    assert_string_equal(cfg->dir_private_key, "/etc/ssl/private");
+    ks_config_free(cfg);
+}
+
+static void test_output_path(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK "}");
+    ks_err err = {{0}};
+    struct {
+        const char *tmpl, *name;
+        ks_key_type type;
+        const char *want;
+    } cases[] = {
+        {"{name}{suffix}.pem", "example.test", KS_KEY_RSA, "/out/example.test.rsa.pem"},
+        {"{name}{suffix}.pem", "example.test", KS_KEY_ECDSA, "/out/example.test.ecdsa.pem"},
+        {"{name}_chain{suffix}.pem", "*.wild.test", KS_KEY_ECDSA,
+         "/out/_.wild.test_chain.ecdsa.pem"},
+        {"{name}{suffix}.key", "a*b*c", KS_KEY_RSA, "/out/a_b_c.rsa.key"},
+        {"{key_type}-{name}-{key_type}", "x", KS_KEY_ECDSA, "/out/ecdsa-x-ecdsa"},
+        {"plain.pem", "x", KS_KEY_RSA, "/out/plain.pem"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *p =
+            ks_config_output_path(cfg, "/out", cases[i].tmpl, cases[i].name, cases[i].type, &err);
+        if (p == NULL)
+            fail_msg("template %s: %s", cases[i].tmpl, err.msg);
+        assert_string_equal(p, cases[i].want);
+        free(p);
+    }
+    /* Unknown fields and '/' in the result are refused. */
+    assert_null(ks_config_output_path(cfg, "/out", "{bogus}.pem", "x", KS_KEY_RSA, &err));
+    assert_non_null(strstr(err.msg, "{bogus}.pem"));
+    err.msg[0] = '\0';
+    assert_null(ks_config_output_path(cfg, "/out", "../{name}.pem", "x", KS_KEY_RSA, &err));
+    assert_true(err.msg[0] != '\0');
+    ks_config_free(cfg);
+
+    /* Configured suffixes are used. */
+    cfg = load_ok(f, "{" HSM_OK ", \"key_type_suffixes\": {\"rsa\": \"_R\", \"ecdsa\": \"_E\"}}");
+    char *p = ks_config_output_path(cfg, "/o", cfg->fn_private_key, "n.test", KS_KEY_ECDSA, &err);
+    assert_non_null(p);
+    assert_string_equal(p, "/o/n.test_E.key");
+    free(p);
+    ks_config_free(cfg);
+}
+
+/* ---- warnings ----------------------------------------------------------- */
+
+static void test_unknown_keys_warn(void **state)
+{
+    fixture *f = *state;
+    char errpath[PATH_MAX];
+    snprintf(errpath, sizeof(errpath), "%s/stderr.txt", f->dir);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    close(fd);
+
+    ks_err err = {{0}};
+    write_config(f, "{" HSM_OK ", \"settings\": {\"no_such_key\": 1}, \"bogus_top\": true}");
+    ks_config *cfg = ks_config_load(f->path, &err);
+
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    if (cfg == NULL)
+        fail_msg("unknown keys must not fail the load: %s", err.msg);
+    ks_config_free(cfg);
+
+    char text[4096] = "";
+    FILE *fp = fopen(errpath, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    assert_non_null(strstr(text, "settings.no_such_key"));
+    assert_non_null(strstr(text, "bogus_top"));
+    assert_non_null(strstr(text, f->path));
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void test_syntax_error_line(void **state)
+{
+    fixture *f = *state;
+    static const char text[] = "{\n"
+                               "  " HSM_OK ",\n"
+                               "  \"settings\": {\"key_size\": 2048,,}\n"
+                               "}\n";
+    load_fails(f, text, "JSON");
+    ks_err err = {{0}};
+    assert_null(ks_config_load(f->path, &err));
+    char prefix[PATH_MAX + 8];
+    snprintf(prefix, sizeof(prefix), "%s:3:", f->path);
+    const char *at = strstr(err.msg, prefix);
+    if (at == NULL)
+        fail_msg("error \"%s\" does not contain \"%s\"", err.msg, prefix);
+    int col = 0;
+    assert_int_equal(sscanf(at + strlen(prefix), "%d:", &col), 1);
+    /* The second ',' is column 33; allow the tokener to stop next to it. */
+    if (col < 32 || col > 34)
+        fail_msg("column %d in \"%s\"", col, err.msg);
+}
+
+static void test_trailing_garbage(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "{" HSM_OK "}\n\n  x\n", ":3:3:");
+    load_fails(f, "{" HSM_OK "} {}", ":1:");
+}
+
+static void test_empty_and_non_object(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "", "JSON");
+    load_fails(f, "[1, 2]", "object");
+}
+
+static void test_missing_file(void **state)
+{
+    fixture *f = *state;
+    ks_err err = {{0}};
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof(p), "%s/nonexistent.json", f->dir);
+    assert_null(ks_config_load(p, &err));
+    assert_non_null(strstr(err.msg, p));
+}
+
+static void test_wrong_type(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_size\": \"2048\"}}", "settings.key_size");
+    load_fails(f, "{" HSM_OK ", \"settings\": []}", ": settings: ");
+    load_fails(f, "{" HSM_OK ", \"account\": {\"email\": 5}}", "account.email");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"renewal_days\": -1}}", "settings.renewal_days");
+}
+
+static void test_bad_key_type(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"key_types\": [\"rsa\", \"dsa\"]}}}",
+               "certificates[\"a.test\"].key_types[1]");
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"key_types\": [\"rsa\", \"rsa\"]}}}",
+               "certificates[\"a.test\"].key_types[1]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_types\": [\"ecdsa\", 3]}}",
+               "settings.key_types[1]");
+    /* A type turned off in settings cannot be asked for. */
+    load_fails(f,
+               "{" HSM_OK ", \"settings\": {\"key_size\": 0},"
+               "\"certificates\": {\"a.test\": {\"key_types\": [\"rsa\"]}}}",
+               "certificates[\"a.test\"].key_types");
+}
+
+static void test_common_name_not_in_alt_names(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": "
+               "{\"b.test\": [\"@\", \"www\"]}}}}",
+               "certificates[\"a.test\"].alt_names");
+}
+
+static void test_duplicate_alt_name(void **state)
+{
+    fixture *f = *state;
+    /* Names are compared after lower-casing. */
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": "
+               "{\"a.test\": [\"@\", \"www\", \"WWW\"]}}}}",
+               "certificates[\"a.test\"].alt_names[\"a.test\"][2]");
+}
+
+static void test_invalid_dns_name(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": "
+               "{\"a.test\": [\"@\", \"bad_name\"]}}}}",
+               "certificates[\"a.test\"].alt_names[\"a.test\"][1]");
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": "
+               "{\"a.test\": [\"@\", \"x..y\"]}}}}",
+               "certificates[\"a.test\"].alt_names[\"a.test\"][1]");
+    load_fails(f, "{" HSM_OK ", \"http_challenges\": {\"bad host\": \"w\"}}",
+               "http_challenges[\"bad host\"]");
+}
+
+/* LDH labels (RFC 1123, RFC 5890) neither start nor end with a hyphen. */
+static void test_hyphen_labels(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": "
+               "{\"a.test\": [\"@\", \"-www\"]}}}}",
+               "certificates[\"a.test\"].alt_names[\"a.test\"][1]");
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": "
+               "{\"a.test\": [\"@\", \"www-\"]}}}}",
+               "certificates[\"a.test\"].alt_names[\"a.test\"][1]");
+}
+
+static void test_hsm_errors(void **state)
+{
+    fixture *f = *state;
+    /* The JSON path is exactly "hsm" (or "hsm.token"). */
+    load_fails(f, "{\"settings\": {\"key_size\": 2048}}", ": hsm: ");
+    load_fails(f, "{\"hsm\": {\"token\": \"t\", \"pin_env\": \"P\", \"pin_file\": \"/p\"}}",
+               ": hsm: ");
+    load_fails(f, "{\"hsm\": {\"token\": \"t\"}}", ": hsm: ");
+    load_fails(f, "{\"hsm\": {\"pin_env\": \"P\"}}", ": hsm.token: ");
+}
+
+static void test_key_size_1024_rejected(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_size\": 1024}}", "settings.key_size");
+    load_fails(f, "{" HSM_OK ", \"account\": {\"key_type\": \"rsa\", \"key_size\": 1024}}",
+               "account.key_size");
+}
+
+static void test_directory_url_must_be_https(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"settings\": {\"acme_directory_url\": "
+               "\"http://acme.example.test/directory\"}}",
+               "settings.acme_directory_url");
+}
+
+static void test_bad_curve_and_nulls(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_curve\": \"secp256k1\"}}",
+               "settings.key_curve");
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"state\": null}}", "directories.state");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_key_types_follow_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_null_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys_warn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trailing_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_and_non_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_key_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_common_name_not_in_alt_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_alt_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_dns_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hyphen_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hsm_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_size_1024_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_url_must_be_https, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_curve_and_nulls, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
