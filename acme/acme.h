@@ -95,7 +95,9 @@ int acme_challenge_respond(acme_client *c, const acme_challenge *ch, ks_err *err
 int acme_authz_wait(acme_client *c, acme_authz *a, ks_err *err);
 
 /* Finalizes with a DER CSR and polls until the order is valid (handles
- * "processing" and Retry-After); *o is refreshed. */
+ * "processing" and Retry-After, also on the finalize answer); *o is
+ * refreshed.  When the finalize request fails in a way that leaves doubt,
+ * the order is fetched: one the CA already took is polled, not re-sent. */
 int acme_order_finalize(acme_client *c, acme_order *o, const unsigned char *csr_der,
                         size_t csr_len, ks_err *err);
 

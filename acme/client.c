@@ -13,7 +13,7 @@
 
 acme_client *acme_client_new(const acme_client_options *opts, ks_err *err)
 {
-    if (opts->directory_url == NULL || strncmp(opts->directory_url, "https://", 8) != 0) {
+    if (!acme_url_ok(opts->directory_url)) {
         ks_fail(err, "ACME directory URL must be an https:// URL");
         return NULL;
     }
@@ -42,9 +42,6 @@ void acme_client_free(acme_client *c)
     free(c->new_nonce_url);
     free(c->new_account_url);
     free(c->new_order_url);
-    free(c->revoke_cert_url);
-    free(c->key_change_url);
-    free(c->terms_of_service);
     free(c->kid);
     free(c->thumbprint);
     free(c->nonce);
@@ -56,22 +53,14 @@ static int read_directory(acme_client *c, json_object *dir, ks_err *err)
     const char *url = c->directory_url;
     if (acme_json_dup_string(dir, "newNonce", 1, &c->new_nonce_url, url, err) < 0 ||
         acme_json_dup_string(dir, "newAccount", 1, &c->new_account_url, url, err) < 0 ||
-        acme_json_dup_string(dir, "newOrder", 1, &c->new_order_url, url, err) < 0 ||
-        acme_json_dup_string(dir, "revokeCert", 0, &c->revoke_cert_url, url, err) < 0 ||
-        acme_json_dup_string(dir, "keyChange", 0, &c->key_change_url, url, err) < 0)
+        acme_json_dup_string(dir, "newOrder", 1, &c->new_order_url, url, err) < 0)
         return -1;
-    json_object *meta = NULL;
-    if (json_object_object_get_ex(dir, "meta", &meta) && meta != NULL) {
-        if (!json_object_is_type(meta, json_type_object))
-            return ks_fail(err, "%s: \"meta\" is not an object", url);
-        if (acme_json_dup_string(meta, "termsOfService", 0, &c->terms_of_service, url, err) < 0)
-            return -1;
-    }
     /* Every resource URL must itself be https: the account key signs them. */
     const char *urls[] = {c->new_nonce_url, c->new_account_url, c->new_order_url};
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-        if (strncmp(urls[i], "https://", 8) != 0)
-            return ks_fail(err, "%s: directory lists a non-https resource", url);
+        if (!acme_url_ok(urls[i]))
+            return ks_fail(err, "%s: directory lists a resource that is not a plain https URL",
+                           url);
     return 0;
 }
 
@@ -166,8 +155,8 @@ int acme_account_register(acme_client *c, const char *const *emails, size_t n_em
         acme_fail_problem(&resp, "registering the ACME account", c->new_account_url, err);
         goto out;
     }
-    if (resp.location == NULL || strncmp(resp.location, "https://", 8) != 0) {
-        ks_fail(err, "registering the ACME account: %s: no https Location in the response",
+    if (!acme_url_ok(resp.location)) {
+        ks_fail(err, "registering the ACME account: %s: no valid https Location in the response",
                 c->new_account_url);
         goto out;
     }

@@ -62,9 +62,6 @@ void acme_response_clear(acme_response *r)
     free(r->location);
     free(r->replay_nonce);
     free(r->retry_after);
-    for (size_t i = 0; i < r->n_links_alternate; i++)
-        free(r->links_alternate[i]);
-    free(r->link_up);
     memset(r, 0, sizeof(*r));
 }
 
@@ -101,37 +98,6 @@ static char *trimmed_dup(const char *start, const char *end)
     return strndup(start, (size_t)(end - start));
 }
 
-/* Parses one Link header value: "<url>;rel=\"x\"" (possibly several, comma separated). */
-static void parse_link(acme_response *r, const char *v, const char *end)
-{
-    while (v < end) {
-        const char *lt = memchr(v, '<', (size_t)(end - v));
-        if (lt == NULL)
-            return;
-        const char *gt = memchr(lt, '>', (size_t)(end - lt));
-        if (gt == NULL)
-            return;
-        const char *next = memchr(gt, ',', (size_t)(end - gt));
-        const char *params_end = next ? next : end;
-        char *params = strndup(gt + 1, (size_t)(params_end - gt - 1));
-        if (params != NULL) {
-            int alternate = strstr(params, "rel=\"alternate\"") || strstr(params, "rel=alternate");
-            int up = strstr(params, "rel=\"up\"") || strstr(params, "rel=up");
-            char *url = strndup(lt + 1, (size_t)(gt - lt - 1));
-            if (url && alternate && r->n_links_alternate < ACME_MAX_LINKS) {
-                r->links_alternate[r->n_links_alternate++] = url;
-                url = NULL;
-            } else if (url && up && r->link_up == NULL) {
-                r->link_up = url;
-                url = NULL;
-            }
-            free(url);
-            free(params);
-        }
-        v = next ? next + 1 : end;
-    }
-}
-
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
     acme_response *r = userdata;
@@ -163,8 +129,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         slot = &r->replay_nonce;
     else if (name_len == 11 && strncasecmp(buf, "Retry-After", 11) == 0)
         slot = &r->retry_after;
-    else if (name_len == 4 && strncasecmp(buf, "Link", 4) == 0)
-        parse_link(r, v, end);
     if (slot != NULL) {
         free(*slot);
         *slot = trimmed_dup(v, end);
@@ -177,6 +141,7 @@ static int classify_curl_error(CURLcode rc)
     switch (rc) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
+        return ACME_HTTP_NOT_SENT;
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
@@ -244,6 +209,8 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
 
     ks_debug("%s %s", method, url);
     CURLcode rc = curl_easy_perform(h->curl);
+    /* The buffer is on this stack frame: do not leave curl pointing at it. */
+    curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, NULL);
     if (sink.overflow) {
         ks_fail(err, "%s %s: response body larger than %zu bytes, refused", method, url, max_body);
         result = ACME_HTTP_FATAL;

@@ -2,8 +2,8 @@
  * acme_http: one HTTPS exchange with an ACME server, nothing more.
  *
  * Bounded response size, connect and total timeouts, no redirects, HTTPS
- * only (plain HTTP only when explicitly allowed, for tests), the headers ACME
- * needs captured.  Retrying is not done here: the policy lives in client.c.
+ * only, the headers ACME needs captured.  Retrying is not done here: the
+ * policy lives in request.c.
  */
 #ifndef ACME_HTTP_H
 #define ACME_HTTP_H
@@ -14,7 +14,6 @@
 
 #define ACME_MAX_BODY (1024 * 1024)
 #define ACME_MAX_CERT_BODY (4 * 1024 * 1024)
-#define ACME_MAX_LINKS 8
 
 typedef struct acme_http acme_http;
 
@@ -33,22 +32,20 @@ typedef struct acme_response {
     char *location;
     char *replay_nonce;
     char *retry_after;
-    char *links_alternate[ACME_MAX_LINKS]; /* Link: <...>;rel="alternate" */
-    size_t n_links_alternate;
-    char *link_up; /* Link: <...>;rel="up" */
 } acme_response;
 
 /* Kinds of failure below HTTP, so that the retry policy can decide. */
 enum acme_http_failure {
     ACME_HTTP_OK = 0,
-    ACME_HTTP_TRANSIENT = 1, /* connection refused/reset, timeout: worth retrying */
-    ACME_HTTP_FATAL = 2,     /* TLS verification, bad URL, oversized body: not */
+    ACME_HTTP_NOT_SENT = 1,  /* no connection: the server saw nothing, safe to retry */
+    ACME_HTTP_TRANSIENT = 2, /* reset or timeout after sending: the server may have acted */
+    ACME_HTTP_FATAL = 3,     /* TLS verification, bad URL, oversized body: do not retry */
 };
 
 acme_http *acme_http_new(const acme_http_options *opts, ks_err *err);
 void acme_http_free(acme_http *h);
 
-/* Performs one request.  method is "GET", "HEAD" or "POST" (body sent with
+/* Performs one request.  *resp is always initialised (empty on failure).  method is "GET", "HEAD" or "POST" (body sent with
  * Content-Type application/jose+json).  `max_body` bounds the response.
  * Returns ACME_HTTP_OK and fills *resp (free with acme_response_clear), or a
  * failure kind with err naming the URL. */

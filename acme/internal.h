@@ -16,9 +16,6 @@ struct acme_client {
     char *new_nonce_url;
     char *new_account_url;
     char *new_order_url;
-    char *revoke_cert_url;
-    char *key_change_url;
-    char *terms_of_service;
     /* Account. */
     acme_signer signer;
     int have_signer;
@@ -30,6 +27,13 @@ struct acme_client {
     long poll_timeout_ms;
 };
 
+/* Longest URL accepted from a server. */
+#define ACME_MAX_URL 2048
+
+/* 1 when a URL from the server is acceptable: https://, printable ASCII
+ * without spaces (so it can be logged and stored as it is), bounded. */
+int acme_url_ok(const char *url);
+
 /* GET with the retry policy for transient failures and 5xx (no nonce). */
 int acme_get(acme_client *c, const char *url, const char *accept, size_t max_body,
              acme_response *resp, ks_err *err);
@@ -37,7 +41,7 @@ int acme_get(acme_client *c, const char *url, const char *accept, size_t max_bod
 /* Signed POST with the full retry policy.  payload NULL = POST-as-GET.  When
  * the client has no account URL yet the JWS carries the JWK.  A response is
  * returned for any HTTP status; callers turn >= 400 into errors with
- * acme_fail_problem(). */
+ * acme_fail_problem().  On -1, *resp is empty (safe to clear). */
 int acme_post(acme_client *c, const char *url, const char *payload, const char *accept,
               size_t max_body, acme_response *resp, ks_err *err);
 
@@ -68,8 +72,8 @@ int acme_json_dup_string(json_object *obj, const char *key, int required, char *
  * when absent or unparseable. */
 long long acme_retry_after_ms(const char *value);
 
-/* Waits before the next poll: Retry-After when the server gave one, else the
- * caller's backoff interval (which it then grows).  Returns -1 with err set
+/* Waits before the next poll: the caller's backoff interval (which it then
+ * grows), or the server's Retry-After when that is longer.  Returns -1 with err set
  * when the deadline would be passed. */
 int acme_poll_sleep(const acme_response *resp, long long *interval_ms, long long deadline_ms,
                     const char *what, ks_err *err);

@@ -1,6 +1,7 @@
 #include "jws.h"
 
 #include "b64.h"
+#include "ks_curves.h"
 #include "ks_util.h"
 
 #include <json-c/json.h>
@@ -9,47 +10,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    const char *group; /* OpenSSL group name */
-    const char *crv;   /* JWK curve name */
-    const char *alg;
-    size_t coord_len;
-} ec_curves[] = {
-    {"prime256v1", "P-256", "ES256", 32},
-    {"secp384r1", "P-384", "ES384", 48},
-    {"secp521r1", "P-521", "ES512", 66},
-};
-
-static int ec_curve_index(EVP_PKEY *pub)
+/* The curve of an EC public key, or NULL for another key or curve. */
+static const ks_curve *key_curve(EVP_PKEY *pub)
 {
     char group[64];
     size_t glen = 0;
-    if (EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+    if (!EVP_PKEY_is_a(pub, "EC") ||
+        EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
                                        &glen) != 1)
-        return -1;
-    for (size_t i = 0; i < sizeof(ec_curves) / sizeof(ec_curves[0]); i++)
-        if (strcmp(group, ec_curves[i].group) == 0)
-            return (int)i;
-    return -1;
+        return NULL;
+    return ks_curve_by_group_name(group);
 }
 
 const char *acme_jws_alg_for_key(EVP_PKEY *pub)
 {
     if (EVP_PKEY_is_a(pub, "RSA"))
         return "RS256";
-    if (EVP_PKEY_is_a(pub, "EC")) {
-        int i = ec_curve_index(pub);
-        return i < 0 ? NULL : ec_curves[i].alg;
-    }
-    return NULL;
+    const ks_curve *c = key_curve(pub);
+    return c ? c->jws_alg : NULL;
 }
 
 size_t acme_jws_ec_coord_len(const char *alg)
 {
-    for (size_t i = 0; i < sizeof(ec_curves) / sizeof(ec_curves[0]); i++)
-        if (strcmp(alg, ec_curves[i].alg) == 0)
-            return ec_curves[i].coord_len;
-    return 0;
+    const ks_curve *c = ks_curve_by_jws_alg(alg);
+    return c ? c->coord_len : 0;
 }
 
 /* base64url of a key parameter; `width` 0 means minimal big-endian bytes. */
@@ -81,18 +65,18 @@ out:
 
 static char *ec_jwk(EVP_PKEY *pub, ks_err *err)
 {
-    int i = ec_curve_index(pub);
-    if (i < 0) {
+    const ks_curve *curve = key_curve(pub);
+    if (curve == NULL) {
         ks_fail(err, "unsupported EC curve for a JWK");
         return NULL;
     }
     char *jwk = NULL;
-    char *x = bn_param_b64(pub, OSSL_PKEY_PARAM_EC_PUB_X, ec_curves[i].coord_len, err);
-    char *y = x ? bn_param_b64(pub, OSSL_PKEY_PARAM_EC_PUB_Y, ec_curves[i].coord_len, err) : NULL;
+    char *x = bn_param_b64(pub, OSSL_PKEY_PARAM_EC_PUB_X, curve->coord_len, err);
+    char *y = x ? bn_param_b64(pub, OSSL_PKEY_PARAM_EC_PUB_Y, curve->coord_len, err) : NULL;
     if (y != NULL) {
         /* Members in lexicographic order: RFC 7638 section 3.2. */
         jwk = ks_strdup_printf("{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-                               ec_curves[i].crv, x, y);
+                               curve->jwk_crv, x, y);
         if (jwk == NULL)
             ks_fail(err, "out of memory");
     }

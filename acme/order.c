@@ -41,11 +41,6 @@ void acme_authz_clear(acme_authz *a)
     memset(a, 0, sizeof(*a));
 }
 
-static int is_https(const char *url)
-{
-    return url != NULL && strncmp(url, "https://", 8) == 0;
-}
-
 static int read_authz_urls(acme_order *o, json_object *obj, const char *url, ks_err *err)
 {
     json_object *arr = NULL;
@@ -57,7 +52,7 @@ static int read_authz_urls(acme_order *o, json_object *obj, const char *url, ks_
         return ks_fail(err, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_object *v = json_object_array_get_idx(arr, i);
-        if (!json_object_is_type(v, json_type_string) || !is_https(json_object_get_string(v))) {
+        if (!json_object_is_type(v, json_type_string) || !acme_url_ok(json_object_get_string(v))) {
             for (size_t j = 0; j < i; j++)
                 free(urls[j]);
             free(urls);
@@ -80,7 +75,7 @@ static int read_order(acme_order *o, json_object *obj, const char *url, ks_err *
         acme_json_dup_string(obj, "certificate", 0, &o->certificate_url, url, err) < 0 ||
         read_authz_urls(o, obj, url, err) < 0)
         return -1;
-    if (!is_https(o->finalize_url) || (o->certificate_url && !is_https(o->certificate_url)))
+    if (!acme_url_ok(o->finalize_url) || (o->certificate_url && !acme_url_ok(o->certificate_url)))
         return ks_fail(err, "%s: order has a non-https finalize or certificate URL", url);
     if (strcmp(o->status, "invalid") == 0) {
         json_object *problem = NULL;
@@ -147,7 +142,7 @@ int acme_order_new(acme_client *c, const char *const *names, size_t n_names, acm
     }
     if (take_order_response(&resp, out, c->new_order_url, "creating an order", err) < 0)
         goto out;
-    if (!is_https(resp.location)) {
+    if (!acme_url_ok(resp.location)) {
         ks_fail(err, "creating an order: %s: no https Location for the order", c->new_order_url);
         goto out;
     }
@@ -185,7 +180,7 @@ static int read_challenge(acme_challenge *ch, json_object *obj, const char *url,
         acme_json_dup_string(obj, "status", 1, &ch->status, url, err) < 0 ||
         acme_json_dup_string(obj, "token", 0, &ch->token, url, err) < 0)
         return -1;
-    if (!is_https(ch->url))
+    if (!acme_url_ok(ch->url))
         return ks_fail(err, "%s: challenge URL is not https", url);
     return 0;
 }
@@ -205,11 +200,15 @@ static int read_authz(acme_authz *a, json_object *obj, const char *url, ks_err *
     if (!json_object_object_get_ex(obj, "identifier", &ident) ||
         !json_object_is_type(ident, json_type_object))
         return ks_fail(err, "%s: authorization lacks an identifier object", url);
-    if (acme_json_dup_string(ident, "value", 1, &a->identifier, url, err) < 0 ||
+    const char *type = NULL;
+    if (acme_json_string(ident, "type", 1, &type, url, err) < 0 ||
+        acme_json_dup_string(ident, "value", 1, &a->identifier, url, err) < 0 ||
         acme_json_dup_string(obj, "status", 1, &a->status, url, err) < 0 ||
         acme_json_array(obj, "challenges", 1, &arr, url, err) < 0)
         return -1;
-    if (json_object_object_get_ex(obj, "wildcard", &wild)) {
+    if (strcmp(type, "dns") != 0)
+        return ks_fail(err, "%s: authorization for an identifier that is not a DNS name", url);
+    if (json_object_object_get_ex(obj, "wildcard", &wild) && wild != NULL) {
         if (!json_object_is_type(wild, json_type_boolean))
             return ks_fail(err, "%s: \"wildcard\" is not a boolean", url);
         a->wildcard = json_object_get_boolean(wild);
@@ -322,38 +321,51 @@ out:
     return rc;
 }
 
+/* POSTs the CSR; *resp keeps the answer (its Retry-After paces the first
+ * poll) and is empty on failure. */
 static int post_finalize(acme_client *c, acme_order *o, const unsigned char *csr_der,
-                         size_t csr_len, ks_err *err)
+                         size_t csr_len, acme_response *resp, ks_err *err)
 {
     char *csr64 = b64url_encode_new(csr_der, csr_len);
     char *payload = csr64 ? ks_strdup_printf("{\"csr\":\"%s\"}", csr64) : NULL;
     free(csr64);
+    memset(resp, 0, sizeof(*resp));
     if (payload == NULL)
         return ks_fail(err, "out of memory");
-    acme_response resp;
-    int rc = acme_post(c, o->finalize_url, payload, NULL, ACME_MAX_BODY, &resp, err);
+    int rc = acme_post(c, o->finalize_url, payload, NULL, ACME_MAX_BODY, resp, err);
     free(payload);
     if (rc < 0)
         return ks_failp(err, "finalizing order");
-    rc = take_order_response(&resp, o, o->finalize_url, "finalizing order", err);
-    acme_response_clear(&resp);
+    rc = take_order_response(resp, o, o->finalize_url, "finalizing order", err);
+    if (rc < 0)
+        acme_response_clear(resp);
     return rc;
+}
+
+/* After a failed finalize the CA may still have taken the CSR (a dropped
+ * reply, or a race with another worker): the order's own state decides. */
+static int finalize_went_through(acme_client *c, acme_order *o)
+{
+    ks_err ignored;
+    return acme_order_fetch(c, o, &ignored) == 0 &&
+           (strcmp(o->status, "processing") == 0 || strcmp(o->status, "valid") == 0);
 }
 
 int acme_order_finalize(acme_client *c, acme_order *o, const unsigned char *csr_der,
                         size_t csr_len, ks_err *err)
 {
+    acme_response last = {0};
     if (strcmp(o->status, "ready") != 0 && strcmp(o->status, "valid") != 0) {
         /* Authorizations may have just turned valid; refresh once before
          * concluding the order is not ready (orderNotReady otherwise). */
         if (acme_order_fetch(c, o, err) < 0)
             return -1;
     }
-    if (strcmp(o->status, "ready") == 0 && post_finalize(c, o, csr_der, csr_len, err) < 0)
+    if (strcmp(o->status, "ready") == 0 &&
+        post_finalize(c, o, csr_der, csr_len, &last, err) < 0 && !finalize_went_through(c, o))
         return -1;
     long long deadline = ks_now_ms() + c->poll_timeout_ms;
     long long interval = POLL_FIRST_MS;
-    acme_response last = {0};
     while (strcmp(o->status, "valid") != 0) {
         if (strcmp(o->status, "processing") != 0 && strcmp(o->status, "ready") != 0) {
             acme_response_clear(&last);

@@ -60,6 +60,17 @@ static long long with_jitter(long long ms)
     return ms + (long long)(r % (unsigned)(ms / 4 + 1));
 }
 
+int acme_url_ok(const char *url)
+{
+    if (url == NULL || strncmp(url, "https://", 8) != 0 || url[8] == '\0')
+        return 0;
+    size_t len = 0;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++, len++)
+        if (*p < 0x21 || *p > 0x7e || len >= ACME_MAX_URL)
+            return 0;
+    return 1;
+}
+
 static int is_problem(const acme_response *resp)
 {
     return resp->content_type != NULL &&
@@ -97,94 +108,132 @@ static void take_nonce(acme_client *c, acme_response *resp)
     resp->replay_nonce = NULL;
 }
 
-/* Decides whether a status is worth waiting for, and how long.  Returns the
- * wait in ms, or -1 for "do not retry". */
-static long long retry_wait_for_status(const acme_response *resp, const char *ptype,
-                                       long long backoff_ms)
+/* The budget of one request: how long it may keep retrying, and the
+ * backoff for the next wait. */
+typedef struct retry_budget {
+    long long deadline_ms;
+    long long backoff_ms;
+    int bad_nonces;
+} retry_budget;
+
+static void budget_start(retry_budget *b, long long budget_ms)
 {
-    int retryable = resp->status == 503 || resp->status == 502 || resp->status == 504 ||
-                    resp->status == 500 || resp->status == 429 ||
-                    problem_is(ptype, "rateLimited");
-    if (!retryable)
-        return -1;
-    long long ra = acme_retry_after_ms(resp->retry_after);
-    return ra >= 0 ? ra : with_jitter(backoff_ms);
+    b->deadline_ms = ks_now_ms() + budget_ms;
+    b->backoff_ms = BACKOFF_FIRST_MS;
+    b->bad_nonces = 0;
 }
 
-/* Sleeps `wait_ms` if that stays inside the deadline; else fails. */
-static int wait_within(long long wait_ms, long long deadline_ms, const char *method,
+/* Sleeps before the next attempt: the server's Retry-After when it asked for
+ * longer than our backoff (server_wait_ms < 0 when it did not), otherwise
+ * the backoff, which then grows.  Fails when that would pass the deadline. */
+static int budget_wait(retry_budget *b, long long server_wait_ms, const char *method,
                        const char *url, const char *why, ks_err *err)
 {
+    long long wait = with_jitter(b->backoff_ms);
+    if (server_wait_ms > wait)
+        wait = server_wait_ms;
+    b->backoff_ms = b->backoff_ms * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : b->backoff_ms * 2;
     /* Compared as a difference: now + wait could overflow. */
-    if (wait_ms > deadline_ms - ks_now_ms())
-        return ks_fail(err, "%s %s: %s; giving up (retry would wait %lld ms, beyond the limit)",
-                       method, url, why, wait_ms);
-    ks_info("%s %s: %s; retrying in %lld ms", method, url, why, wait_ms);
-    ks_sleep_ms(wait_ms);
+    if (wait > b->deadline_ms - ks_now_ms())
+        return ks_fail(err, "%s %s: %s; giving up (a retry would wait %lld ms, beyond the limit)",
+                       method, url, why, wait);
+    ks_info("%s %s: %s; retrying in %lld ms", method, url, why, wait);
+    ks_sleep_ms(wait);
     return 0;
+}
+
+/* Whether an HTTP status is worth another try, given whether repeating the
+ * request is harmless.  503 and 429 (and rateLimited) mean the server did not
+ * act; other 5xx may come after it did. */
+static int status_retryable(const acme_response *resp, const char *ptype, int idempotent)
+{
+    if (resp->status == 503 || resp->status == 429 || problem_is(ptype, "rateLimited"))
+        return 1;
+    return idempotent && (resp->status == 500 || resp->status == 502 || resp->status == 504);
+}
+
+/* One attempt's outcome, as the retry loops see it. */
+enum attempt {
+    ATTEMPT_DONE,  /* a response to hand back */
+    ATTEMPT_RETRY, /* wait, then try again */
+    ATTEMPT_AGAIN, /* try again at once (badNonce) */
+    ATTEMPT_FAIL,  /* err is set */
+};
+
+/* Classifies a finished exchange; on ATTEMPT_RETRY *server_wait is the
+ * Retry-After in ms (or -1) and `why` says what happened. */
+static enum attempt classify(acme_client *c, int rc, acme_response *resp, int idempotent,
+                             retry_budget *b, long long *server_wait, char *why, size_t why_cap,
+                             ks_err *err)
+{
+    *server_wait = -1;
+    if (rc == ACME_HTTP_FATAL)
+        return ATTEMPT_FAIL;
+    if (rc == ACME_HTTP_NOT_SENT || (rc == ACME_HTTP_TRANSIENT && idempotent)) {
+        snprintf(why, why_cap, "%s", err ? err->msg : "connection failed");
+        return ATTEMPT_RETRY;
+    }
+    if (rc == ACME_HTTP_TRANSIENT) {
+        /* The CA may have acted on it: repeating could duplicate the action. */
+        ks_failp(err, "the request may have reached the server; not repeated");
+        return ATTEMPT_FAIL;
+    }
+    take_nonce(c, resp);
+    char *ptype = problem_type_new(resp);
+    enum attempt out = ATTEMPT_DONE;
+    if (problem_is(ptype, "badNonce") && b->bad_nonces < MAX_BAD_NONCE_RETRIES) {
+        /* RFC 8555 6.5: retry at once with the nonce the error carried. */
+        b->bad_nonces++;
+        out = ATTEMPT_AGAIN;
+    } else if (status_retryable(resp, ptype, idempotent)) {
+        *server_wait = acme_retry_after_ms(resp->retry_after);
+        snprintf(why, why_cap, "HTTP %ld", resp->status);
+        out = ATTEMPT_RETRY;
+    }
+    free(ptype);
+    if (out != ATTEMPT_DONE)
+        acme_response_clear(resp);
+    return out;
+}
+
+/* GET or HEAD: harmless to repeat, no nonce needed. */
+static int request_idempotent(acme_client *c, const char *method, const char *url,
+                              const char *accept, size_t max_body, acme_response *resp,
+                              ks_err *err)
+{
+    retry_budget b;
+    budget_start(&b, c->max_wait_ms);
+    for (;;) {
+        char why[KS_ERR_MAX];
+        long long server_wait;
+        int rc = acme_http_request(c->http, method, url, NULL, accept, max_body, resp, err);
+        enum attempt a = classify(c, rc, resp, 1, &b, &server_wait, why, sizeof(why), err);
+        if (a == ATTEMPT_DONE)
+            return 0;
+        if (a == ATTEMPT_FAIL ||
+            (a == ATTEMPT_RETRY && budget_wait(&b, server_wait, method, url, why, err) < 0))
+            return -1;
+    }
 }
 
 int acme_get(acme_client *c, const char *url, const char *accept, size_t max_body,
              acme_response *resp, ks_err *err)
 {
-    long long deadline = ks_now_ms() + c->max_wait_ms;
-    long long backoff = BACKOFF_FIRST_MS;
-    for (;;) {
-        int rc = acme_http_request(c->http, "GET", url, NULL, accept, max_body, resp, err);
-        if (rc == ACME_HTTP_FATAL)
-            return -1;
-        if (rc == ACME_HTTP_TRANSIENT) {
-            char why[KS_ERR_MAX];
-            snprintf(why, sizeof(why), "%s", err ? err->msg : "connection failed");
-            if (wait_within(with_jitter(backoff), deadline, "GET", url, why, err) < 0)
-                return -1;
-        } else {
-            take_nonce(c, resp);
-            char *ptype = problem_type_new(resp);
-            long long wait = retry_wait_for_status(resp, ptype, backoff);
-            free(ptype);
-            if (wait < 0)
-                return 0;
-            char why[64];
-            snprintf(why, sizeof(why), "HTTP %ld", resp->status);
-            acme_response_clear(resp);
-            if (wait_within(wait, deadline, "GET", url, why, err) < 0)
-                return -1;
-        }
-        backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
-    }
+    return request_idempotent(c, "GET", url, accept, max_body, resp, err);
 }
 
 static int fetch_nonce(acme_client *c, ks_err *err)
 {
     if (c->new_nonce_url == NULL)
         return ks_fail(err, "the ACME directory has not been loaded");
-    long long deadline = ks_now_ms() + c->max_wait_ms;
-    long long backoff = BACKOFF_FIRST_MS;
-    for (;;) {
-        acme_response resp;
-        int rc = acme_http_request(c->http, "HEAD", c->new_nonce_url, NULL, NULL, ACME_MAX_BODY,
-                                   &resp, err);
-        if (rc == ACME_HTTP_FATAL)
-            return ks_failp(err, "getting a nonce");
-        if (rc == ACME_HTTP_OK) {
-            take_nonce(c, &resp);
-            long status = resp.status;
-            long long wait = retry_wait_for_status(&resp, NULL, backoff);
-            acme_response_clear(&resp);
-            if (c->nonce != NULL)
-                return 0;
-            if (wait < 0)
-                return ks_fail(err, "HEAD %s: HTTP %ld without a Replay-Nonce", c->new_nonce_url,
-                               status);
-            if (wait_within(wait, deadline, "HEAD", c->new_nonce_url, "no nonce", err) < 0)
-                return -1;
-        } else if (wait_within(with_jitter(backoff), deadline, "HEAD", c->new_nonce_url,
-                               err ? err->msg : "connection failed", err) < 0) {
-            return -1;
-        }
-        backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
-    }
+    acme_response resp;
+    if (request_idempotent(c, "HEAD", c->new_nonce_url, NULL, ACME_MAX_BODY, &resp, err) < 0)
+        return ks_failp(err, "getting a nonce");
+    long status = resp.status;
+    acme_response_clear(&resp);
+    if (c->nonce == NULL)
+        return ks_fail(err, "HEAD %s: HTTP %ld without a Replay-Nonce", c->new_nonce_url, status);
+    return 0;
 }
 
 /* One signed POST with whatever nonce we hold; the nonce is consumed. */
@@ -207,43 +256,28 @@ static int post_once(acme_client *c, const char *url, const char *payload, const
 int acme_post(acme_client *c, const char *url, const char *payload, const char *accept,
               size_t max_body, acme_response *resp, ks_err *err)
 {
+    memset(resp, 0, sizeof(*resp));
     if (!c->have_signer)
         return ks_fail(err, "POST %s: no account key set", url);
-    long long deadline = ks_now_ms() + c->max_wait_ms;
-    long long backoff = BACKOFF_FIRST_MS;
-    int bad_nonces = 0;
+    /* POST-as-GET reads; a POST with a payload may change state at the CA. */
+    int idempotent = payload == NULL;
+    retry_budget b;
+    budget_start(&b, c->max_wait_ms);
     for (;;) {
+        char why[KS_ERR_MAX];
+        long long server_wait;
         int rc = post_once(c, url, payload, accept, max_body, resp, err);
-        if (rc == ACME_HTTP_FATAL)
-            return -1;
-        if (rc == ACME_HTTP_TRANSIENT) {
-            char why[KS_ERR_MAX];
-            snprintf(why, sizeof(why), "%s", err ? err->msg : "connection failed");
-            if (wait_within(with_jitter(backoff), deadline, "POST", url, why, err) < 0)
-                return -1;
-            backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
-            continue;
-        }
-        take_nonce(c, resp);
-        char *ptype = problem_type_new(resp);
-        if (problem_is(ptype, "badNonce") && bad_nonces < MAX_BAD_NONCE_RETRIES) {
-            /* RFC 8555 6.5: retry at once with the nonce the error carried. */
-            bad_nonces++;
-            ks_debug("POST %s: badNonce, retrying (%d)", url, bad_nonces);
-            free(ptype);
-            acme_response_clear(resp);
-            continue;
-        }
-        long long wait = retry_wait_for_status(resp, ptype, backoff);
-        free(ptype);
-        if (wait < 0)
+        enum attempt a = classify(c, rc, resp, idempotent, &b, &server_wait, why, sizeof(why),
+                                  err);
+        if (a == ATTEMPT_DONE)
             return 0;
-        char why[64];
-        snprintf(why, sizeof(why), "HTTP %ld", resp->status);
-        acme_response_clear(resp);
-        if (wait_within(wait, deadline, "POST", url, why, err) < 0)
+        if (a == ATTEMPT_AGAIN) {
+            ks_debug("POST %s: badNonce, retrying (%d)", url, b.bad_nonces);
+            continue;
+        }
+        if (a == ATTEMPT_FAIL ||
+            (a == ATTEMPT_RETRY && budget_wait(&b, server_wait, "POST", url, why, err) < 0))
             return -1;
-        backoff = backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
     }
 }
 
@@ -408,8 +442,10 @@ int acme_json_dup_string(json_object *obj, const char *key, int required, char *
 int acme_poll_sleep(const acme_response *resp, long long *interval_ms, long long deadline_ms,
                     const char *what, ks_err *err)
 {
+    /* The server's Retry-After when it asks for longer than our interval;
+     * "0" or a past date must not turn polling into a busy loop. */
     long long ra = resp ? acme_retry_after_ms(resp->retry_after) : -1;
-    long long wait = ra >= 0 ? ra : *interval_ms;
+    long long wait = ra > *interval_ms ? ra : *interval_ms;
     if (wait > deadline_ms - ks_now_ms())
         return ks_fail(err, "%s: still not done when the polling time ran out", what);
     ks_sleep_ms(wait);

@@ -10,6 +10,12 @@ foreach(path IN LISTS migrations)
   get_filename_component(name "${path}" NAME)
   string(SUBSTRING "${name}" 0 3 version)
   math(EXPR version_num "${version}")
+  # Versions run 001, 002, ... without gaps or repeats: a duplicate would
+  # fail every start, a gap would hide a lost file.
+  math(EXPR expected "${i} + 1")
+  if(NOT version_num EQUAL expected)
+    message(FATAL_ERROR "schema: ${name}: expected migration version ${expected}")
+  endif()
   file(READ "${path}" hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(APPEND body "static const char migration_${i}[] = {${bytes} 0x00};\n")

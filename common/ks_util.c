@@ -1,5 +1,7 @@
 #include "ks_util.h"
 
+#include "ks_log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -78,17 +80,26 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-static int fsync_parent_dir(const char *path)
+int ks_fsync_dir(const char *dir, ks_err *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ks_fail(err, "cannot open directory %s: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    if (rc < 0)
+        return ks_fail(err, "fsync of directory %s: %s", dir, strerror(saved));
+    return 0;
+}
+
+static int fsync_parent_dir(const char *path, ks_err *err)
 {
     char *copy = strdup(path);
     if (copy == NULL)
-        return -1;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return ks_fail(err, "out of memory");
+    int rc = ks_fsync_dir(dirname(copy), err);
     free(copy);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
     return rc;
 }
 
@@ -124,8 +135,9 @@ int ks_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         goto fail;
     free(tmp);
     /* The rename is durable only once the directory entry is on disk. */
-    if (fsync_parent_dir(path) < 0)
-        return ks_fail(err, "%s: fsync of directory: %s", path, strerror(errno));
+    ks_err dir_err;
+    if (fsync_parent_dir(path, &dir_err) < 0)
+        ks_warn("%s: the file is in place, but %s", path, dir_err.msg);
     return 0;
 fail:
     ks_fail(err, "%s: %s: %s", path, step, strerror(errno));
@@ -157,7 +169,8 @@ int ks_mkdirs(const char *path, mode_t mode, ks_err *err)
         if (saved != '/' && saved != '\0')
             continue;
         *p = '\0';
-        if (mkdir(copy, mode) < 0 && errno != EEXIST) {
+        int made = mkdir(copy, mode) == 0;
+        if ((!made && errno != EEXIST) || (made && chmod(copy, mode) < 0)) {
             ks_fail(err, "cannot create directory %s: %s", copy, strerror(errno));
             free(copy);
             return -1;

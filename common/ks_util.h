@@ -24,8 +24,13 @@ int ks_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 /* 1 when the file at `path` exists and its content equals data/len, else 0. */
 int ks_file_equals(const char *path, const void *data, size_t len);
 
-/* mkdir -p with `mode` for the directories it creates. */
+/* mkdir -p.  The directories it creates get exactly `mode` (chmod after
+ * mkdir, so the umask cannot take away a search bit another user needs);
+ * existing ones are left as they are. */
 int ks_mkdirs(const char *path, mode_t mode, ks_err *err);
+
+/* fsync of a directory, so that a rename or a new entry in it is durable. */
+int ks_fsync_dir(const char *dir, ks_err *err);
 
 /* Formats into a newly allocated string (caller frees); NULL on OOM. */
 char *ks_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

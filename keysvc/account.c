@@ -55,8 +55,8 @@ static int load_account_key(ks_run *run, int64_t key_id, ks_err *err)
                                    &run->account_key, &generated, err) < 0)
             return -1;
     }
-    ks_keyref_from_row(&run->account_key, &run->account_ref);
-    if (ks_signer_public_key(run->signer, &run->account_ref, &pub, err) < 0)
+    if (ks_keyref_from_row(&run->account_key, &run->account_ref, err) < 0 ||
+        ks_signer_public_key(run->signer, &run->account_ref, &pub, err) < 0)
         goto out;
     run->account_alg = acme_jws_alg_for_key(pub);
     run->account_jwk = acme_jwk_new(pub, err);
@@ -90,6 +90,8 @@ int ks_account_ensure(ks_run *run, ks_err *err)
 {
     if (run->acme != NULL)
         return 0;
+    if (run->account_failed)
+        return ks_fail(err, "not ordered: the ACME server or account is unavailable (see above)");
     store_account acct = {0};
     int rc = -1;
     /* The CA first: an unreachable CA must not cost a key or a row. */
@@ -120,7 +122,10 @@ out:
     if (rc < 0) {
         acme_client_free(run->acme);
         run->acme = NULL;
-        run->ca_unavailable = 1;
+        free(run->account_jwk);
+        run->account_jwk = NULL;
+        store_key_clear(&run->account_key);
+        run->account_failed = 1;
     }
     return rc;
 }

@@ -1,5 +1,7 @@
 #include "chain.h"
 
+#include "ks_log.h"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -87,7 +89,10 @@ static int next_certificate(BIO *in, X509 **x, ks_err *err)
     }
     int rc = -1;
     if (strcmp(name, "CERTIFICATE") != 0) {
-        ks_fail(err, "the CA sent a PEM block of type \"%.40s\" in the certificate chain", name);
+        char *shown = ks_escape_new(name, strnlen(name, 40));
+        ks_fail(err, "the CA sent a PEM block of type \"%s\" in the certificate chain",
+                shown ? shown : "?");
+        free(shown);
     } else {
         const unsigned char *p = data;
         *x = d2i_X509(NULL, &p, len);
@@ -153,8 +158,8 @@ static int names_match(X509 *leaf, char *const *names, size_t n, ks_err *err)
     int rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        int requested = g->type != GEN_DNS;
-        for (size_t j = 0; j < n && !requested; j++)
+        int requested = 0;
+        for (size_t j = 0; g->type == GEN_DNS && j < n && !requested; j++)
             requested = dns_name_is(g, names[j]);
         if (!requested)
             rc = ks_fail(err, "the certificate from the CA names a host that was not requested");

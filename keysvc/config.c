@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include "hsm.h"
+
+#include "ks_curves.h"
 #include "ks_log.h"
 #include "ks_util.h"
 
@@ -13,7 +16,6 @@
 #include <strings.h>
 
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
-#define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define DEFAULT_STATE_DIR "/var/lib/keysvc"
 
 /* Parsing context: the file name for messages, and where errors go. */
@@ -161,17 +163,6 @@ static int resolve_dir(cfgp *p, char **dir)
     return 0;
 }
 
-static int curve_from_name(const char *name)
-{
-    if (strcasecmp(name, "secp256r1") == 0 || strcasecmp(name, "prime256v1") == 0)
-        return NID_X9_62_prime256v1;
-    if (strcasecmp(name, "secp384r1") == 0)
-        return NID_secp384r1;
-    if (strcasecmp(name, "secp521r1") == 0)
-        return NID_secp521r1;
-    return 0;
-}
-
 static int parse_curve(cfgp *p, json_object *obj, const char *path, const char *key, int *nid)
 {
     char *name = NULL;
@@ -184,8 +175,9 @@ static int parse_curve(cfgp *p, json_object *obj, const char *path, const char *
     }
     if (opt_string(p, obj, path, key, 0, &name) < 0)
         return -1;
-    *nid = curve_from_name(name);
+    const ks_curve *curve = ks_curve_by_config_name(name);
     free(name);
+    *nid = curve ? curve->nid : 0;
     if (*nid == 0) {
         char cpath[512];
         child_path(cpath, sizeof(cpath), path, key);
@@ -368,6 +360,8 @@ static int parse_suffixes(cfgp *p, ks_config *cfg, json_object *s)
             return cfail(p, cpath, "expected a string, got %s", type_name(v));
         free(cfg->suffix[t]);
         cfg->suffix[t] = strdup(json_object_get_string(v));
+        if (cfg->suffix[t] == NULL)
+            return ks_fail(p->err, "out of memory");
     }
     return 0;
 }
@@ -387,7 +381,8 @@ static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
         opt_string(p, h, "hsm", "pin_file", 0, &cfg->hsm_pin_file) < 0)
         return -1;
     if (cfg->hsm_token == NULL && cfg->hsm_token_serial == NULL)
-        return cfail(p, "hsm.token", "the token to use must be named (label)");
+        return cfail(p, "hsm.token", "name the token to use (\"token\", its label, or "
+                                     "\"token_serial\")");
     if ((cfg->hsm_pin_env != NULL) == (cfg->hsm_pin_file != NULL))
         return cfail(p, "hsm", "give exactly one of \"pin_env\" and \"pin_file\"");
     return resolve_dir(p, &cfg->hsm_pin_file);
@@ -547,6 +542,8 @@ static int parse_cert(cfgp *p, ks_config *cfg, ks_cert_config *c, const char *na
     if (!valid_cert_name(name))
         return cfail(p, path, "certificate names may use letters, digits and ._-*+@ only");
     c->name = strdup(name);
+    if (c->name == NULL)
+        return ks_fail(p->err, "out of memory");
     if (obj != NULL && expect_object(p, obj, path) < 0)
         return -1;
     if (obj != NULL)
@@ -556,6 +553,8 @@ static int parse_cert(cfgp *p, ks_config *cfg, ks_cert_config *c, const char *na
         return -1;
     c->common_name = lowercase_dup(cn ? cn : name);
     free(cn);
+    if (c->common_name == NULL)
+        return ks_fail(p->err, "out of memory");
     json_object *alt = NULL, *kt = NULL;
     char apath[600];
     child_path(apath, sizeof(apath), path, "alt_names");
@@ -626,6 +625,8 @@ static int parse_http_challenges(cfgp *p, ks_config *cfg, json_object *hc)
         if (!json_object_is_type(dir, json_type_string) || json_object_get_string_len(dir) == 0)
             return cfail(p, path, "expected a directory name or null, got %s", type_name(dir));
         h->directory = strdup(json_object_get_string(dir));
+        if (h->directory == NULL)
+            return ks_fail(p->err, "out of memory");
         if (resolve_dir(p, &h->directory) < 0)
             return -1;
     }
@@ -651,12 +652,11 @@ static int set_defaults(ks_config *cfg)
     cfg->fn_private_key = strdup("{name}{suffix}.key");
     cfg->suffix[KS_KEY_RSA] = strdup(".rsa");
     cfg->suffix[KS_KEY_ECDSA] = strdup(".ecdsa");
-    cfg->hsm_module = strdup(DEFAULT_MODULE);
-    cfg->database_run_as = strdup("postgres");
+    cfg->hsm_module = strdup(HSM_DEFAULT_MODULE);
     return cfg->acme_directory_url && cfg->dir_certificate && cfg->dir_chain &&
                    cfg->dir_private_key && cfg->dir_state && cfg->fn_certificate &&
                    cfg->fn_chain && cfg->fn_private_key && cfg->suffix[0] && cfg->suffix[1] &&
-                   cfg->hsm_module && cfg->database_run_as
+                   cfg->hsm_module
                ? 0
                : -1;
 }
@@ -667,6 +667,74 @@ static const char *const top_keys[] = {"account",         "settings",   "directo
 static const char *const top_acmebot[] = {"services",     "authorizations", "zone_update_keys",
                                           "hpkp_headers", "ct_logs",        "hooks",
                                           "verify",       "tlsa_records",   NULL};
+
+/* One output file a configuration implies, for the collision check. */
+typedef struct output_file {
+    char *path;
+    const char *cert;
+    ks_key_type type;
+    const char *kind;
+} output_file;
+
+static int compare_output(const void *a, const void *b)
+{
+    return strcmp(((const output_file *)a)->path, ((const output_file *)b)->path);
+}
+
+static int add_output(cfgp *p, const ks_config *cfg, output_file *files, size_t *n,
+                      const char *dir, const char *tmpl, const ks_cert_config *c,
+                      ks_key_type type, const char *kind)
+{
+    if (dir == NULL)
+        return 0;
+    char *path = ks_config_output_path(cfg, dir, tmpl, c->name, type, p->err);
+    if (path == NULL)
+        return -1;
+    files[(*n)++] = (output_file){path, c->name, type, kind};
+    return 0;
+}
+
+/* Two outputs with one path would overwrite each other on every run (for
+ * example equal key type suffixes, or a certificate named "a_chain"). */
+static int check_output_collisions(cfgp *p, const ks_config *cfg)
+{
+    size_t cap = 0, n = 0;
+    for (size_t i = 0; i < cfg->n_certs; i++)
+        cap += cfg->certs[i].n_key_types * 3;
+    output_file *files = calloc(cap ? cap : 1, sizeof(*files));
+    if (files == NULL)
+        return ks_fail(p->err, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_certs && rc == 0; i++) {
+        const ks_cert_config *c = &cfg->certs[i];
+        for (size_t t = 0; t < c->n_key_types && rc == 0; t++) {
+            ks_key_type type = c->key_types[t];
+            rc = add_output(p, cfg, files, &n, cfg->dir_certificate, cfg->fn_certificate, c,
+                            type, "certificate");
+            if (rc == 0)
+                rc = add_output(p, cfg, files, &n, cfg->dir_chain, cfg->fn_chain, c, type,
+                                "chain");
+            if (rc == 0)
+                rc = add_output(p, cfg, files, &n, cfg->dir_private_key, cfg->fn_private_key, c,
+                                type, "private_key");
+        }
+    }
+    if (rc == 0)
+        qsort(files, n, sizeof(*files), compare_output);
+    for (size_t i = 1; i < n && rc == 0; i++) {
+        const output_file *a = &files[i - 1], *b = &files[i];
+        if (strcmp(a->path, b->path) == 0)
+            rc = cfail(p, "file_names",
+                       "the %s file of \"%s\" (%s) and the %s file of \"%s\" (%s) would both "
+                       "be %s",
+                       a->kind, a->cert, ks_key_type_name(a->type), b->kind, b->cert,
+                       ks_key_type_name(b->type), a->path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(files[i].path);
+    free(files);
+    return rc;
+}
 
 /* Sections are read in dependency order, not file order: settings first. */
 static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
@@ -703,7 +771,7 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
     if (resolve_dir(p, &cfg->dir_certificate) < 0 || resolve_dir(p, &cfg->dir_chain) < 0 ||
         resolve_dir(p, &cfg->dir_private_key) < 0 || resolve_dir(p, &cfg->dir_state) < 0)
         return -1;
-    return 0;
+    return check_output_collisions(p, cfg);
 }
 
 /* Line and column of a byte offset, for syntax errors. */
@@ -837,7 +905,7 @@ const char *ks_config_webroot(const ks_config *cfg, const char *fqdn)
     return NULL;
 }
 
-/* Appends src to the growing buffer out (cap OUTPUT_PATH_MAX). */
+/* Appends src to the PATH_MAX buffer out. */
 static int append_str(char *out, size_t *used, const char *src)
 {
     size_t n = strlen(src);

@@ -79,7 +79,8 @@ typedef struct ks_config {
 
     /* keysvc: the database; NULL url = private cluster under dir_state. */
     char *database_url;
-    char *database_run_as; /* system user for the private cluster when root */
+    char *database_run_as; /* system user for the private cluster when root;
+                              NULL = pgcluster's default */
 } ks_config;
 
 /* Loads and validates a configuration file.  NULL with err set on failure;

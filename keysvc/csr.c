@@ -1,5 +1,7 @@
 #include "csr.h"
 
+#include "ks_curves.h"
+
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/objects.h>
@@ -10,18 +12,14 @@
 
 int csr_digest_for_key(EVP_PKEY *pub)
 {
-    if (EVP_PKEY_is_a(pub, "EC")) {
-        char group[64];
-        size_t len = 0;
-        if (EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                           &len) == 1) {
-            if (strcmp(group, "secp384r1") == 0)
-                return NID_sha384;
-            if (strcmp(group, "secp521r1") == 0)
-                return NID_sha512;
-        }
-    }
-    return NID_sha256;
+    char group[64];
+    size_t len = 0;
+    const ks_curve *curve = NULL;
+    if (EVP_PKEY_is_a(pub, "EC") &&
+        EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &len) == 1)
+        curve = ks_curve_by_group_name(group);
+    return curve ? curve->md_nid : NID_sha256;
 }
 
 static int signature_nid(EVP_PKEY *pub, int md_nid)
@@ -36,8 +34,11 @@ static int signature_nid(EVP_PKEY *pub, int md_nid)
 static int add_subject_and_sans(X509_REQ *req, const char *cn, const char *const *names,
                                 size_t n, ks_err *err)
 {
+    /* X.520 limits a CN to 64 characters; a longer name lives in the SAN
+     * only, with an empty subject (as CAs issue it). */
     X509_NAME *subject = X509_REQ_get_subject_name(req);
-    if (X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+    if (strlen(cn) <= 64 &&
+        X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
                                    -1, 0) != 1)
         return ks_fail_openssl(err, "CSR subject");
     GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();

@@ -16,7 +16,8 @@
 typedef int (*csr_sign_fn)(void *ctx, int md_nid, const unsigned char *tbs, size_t tbs_len,
                            unsigned char **sig, size_t *sig_len, ks_err *err);
 
-/* Builds a CSR for `pub` with subject CN = common_name and a subjectAltName
+/* Builds a CSR for `pub` with subject CN = common_name (left out when it is
+ * longer than 64 characters) and a subjectAltName
  * of the DNS names, signs it with SHA-256 (P-384: SHA-384, P-521: SHA-512)
  * and returns its DER (caller frees with free()).  The result is verified
  * against `pub` before it is returned. */

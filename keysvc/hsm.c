@@ -1,5 +1,6 @@
 #include "hsm.h"
 
+#include "ks_curves.h"
 #include "ks_log.h"
 #include "ks_util.h"
 
@@ -45,8 +46,6 @@ static int fail_rv(ks_err *err, const char *what, CK_RV rv)
 
 hsm *hsm_open(const char *module_path, ks_err *err)
 {
-    if (module_path == NULL)
-        module_path = HSM_DEFAULT_MODULE;
     hsm *h = calloc(1, sizeof(*h));
     if (h == NULL) {
         ks_fail(err, "out of memory");
@@ -276,7 +275,10 @@ int hsm_generate_key(hsm *h, const hsm_key_spec *spec, const char *label,
      * token, and the engine silently picks the first match. */
     if (RAND_bytes(id, HSM_KEY_ID_LEN) != 1)
         return ks_fail_openssl(err, "random CKA_ID");
-    if (find_object(h, CKO_PRIVATE_KEY, id, HSM_KEY_ID_LEN, &existing, err) != 0)
+    int taken = find_object(h, CKO_PRIVATE_KEY, id, HSM_KEY_ID_LEN, &existing, err);
+    if (taken < 0)
+        return ks_failp(err, "checking the new CKA_ID on token \"%s\"", h->token.label);
+    if (taken > 0)
         return ks_fail(err, "CKA_ID collision on token \"%s\"", h->token.label);
 
     CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
@@ -385,26 +387,32 @@ out:
     return pkey;
 }
 
-/* CKA_EC_POINT is a DER OCTET STRING around the point (PKCS#11 2.40); some
- * modules return the bare point.  Accept both. */
-static int unwrap_ec_point(const unsigned char *val, size_t len, unsigned char **point,
-                           size_t *point_len)
+/* CKA_EC_POINT is a DER OCTET STRING around the uncompressed point (PKCS#11
+ * 2.40); some modules return the bare point.  The bare form is recognised
+ * by its exact length (0x04 || X || Y), which a wrapped point never has. */
+static int unwrap_ec_point(const unsigned char *val, size_t len, size_t coord_len,
+                           unsigned char **point, size_t *point_len)
 {
-    const unsigned char *p = val;
-    ASN1_OCTET_STRING *os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len);
-    if (os != NULL && p == val + len) {
-        *point_len = (size_t)ASN1_STRING_length(os);
-        *point = malloc(*point_len);
-        if (*point)
-            memcpy(*point, ASN1_STRING_get0_data(os), *point_len);
-    } else {
-        *point_len = len;
-        *point = malloc(len);
-        if (*point)
-            memcpy(*point, val, len);
+    const unsigned char *src = val;
+    size_t n = len;
+    ASN1_OCTET_STRING *os = NULL;
+    if (!(len == 1 + 2 * coord_len && val[0] == 0x04)) {
+        const unsigned char *p = val;
+        os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len);
+        if (os == NULL || p != val + len) {
+            ASN1_OCTET_STRING_free(os);
+            ERR_clear_error();
+            return -1;
+        }
+        src = ASN1_STRING_get0_data(os);
+        n = (size_t)ASN1_STRING_length(os);
+    }
+    *point = malloc(n ? n : 1);
+    if (*point != NULL) {
+        memcpy(*point, src, n);
+        *point_len = n;
     }
     ASN1_OCTET_STRING_free(os);
-    ERR_clear_error();
     return *point ? 0 : -1;
 }
 
@@ -420,13 +428,14 @@ static EVP_PKEY *ec_public(hsm *h, CK_OBJECT_HANDLE obj, ks_err *err)
         goto out;
     const unsigned char *pp = params;
     oid = d2i_ASN1_OBJECT(NULL, &pp, (long)params_len);
-    const char *group = oid ? OBJ_nid2sn(OBJ_obj2nid(oid)) : NULL;
-    if (group == NULL || OBJ_obj2nid(oid) == NID_undef) {
-        ks_fail(err, "token key has EC parameters that are not a known named curve");
+    const ks_curve *curve = oid ? ks_curve_by_nid(OBJ_obj2nid(oid)) : NULL;
+    if (curve == NULL) {
+        ks_fail(err, "token key has EC parameters that are not a supported named curve");
         goto out;
     }
-    if (unwrap_ec_point(raw_point, raw_len, &point, &point_len) < 0) {
-        ks_fail(err, "out of memory");
+    const char *group = curve->group_name;
+    if (unwrap_ec_point(raw_point, raw_len, curve->coord_len, &point, &point_len) < 0) {
+        ks_fail(err, "token key has a malformed CKA_EC_POINT");
         goto out;
     }
     bld = OSSL_PARAM_BLD_new();
@@ -505,21 +514,26 @@ static int digest_info(int md_nid, const unsigned char *dg, size_t dg_len, unsig
     return 0;
 }
 
+/* Large enough for every signature keysvc makes (RSA-4096: 512 bytes, P-521:
+ * 132): one C_Sign call, so no operation is left active if a second call
+ * could not be made. */
+#define SIG_MAX 1024
+
 static int sign_raw(hsm *h, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE mech_type,
                     const unsigned char *in, size_t in_len, unsigned char **sig, size_t *sig_len,
                     ks_err *err)
 {
     CK_MECHANISM mech = {mech_type, NULL, 0};
-    CK_RV rv = P11(h, C_SignInit, h->session, &mech, key);
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_SignInit", rv);
-    CK_ULONG len = 0;
-    rv = P11(h, C_Sign, h->session, (CK_BYTE *)in, (CK_ULONG)in_len, NULL, &len);
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_Sign (length)", rv);
-    *sig = malloc(len ? len : 1);
+    *sig = malloc(SIG_MAX);
     if (*sig == NULL)
         return ks_fail(err, "out of memory");
+    CK_RV rv = P11(h, C_SignInit, h->session, &mech, key);
+    if (rv != CKR_OK) {
+        free(*sig);
+        *sig = NULL;
+        return fail_rv(err, "C_SignInit", rv);
+    }
+    CK_ULONG len = SIG_MAX;
     rv = P11(h, C_Sign, h->session, (CK_BYTE *)in, (CK_ULONG)in_len, *sig, &len);
     if (rv != CKR_OK) {
         free(*sig);

@@ -52,7 +52,8 @@ typedef struct hsm_key_attrs {
     unsigned long secret_read_rv; /* CK_RV of reading CKA_VALUE / CKA_PRIVATE_EXPONENT */
 } hsm_key_attrs;
 
-/* Loads the module and initialises it.  NULL with err set on failure. */
+/* Loads the module (a path, e.g. HSM_DEFAULT_MODULE) and initialises it.
+ * NULL with err set on failure. */
 hsm *hsm_open(const char *module_path, ks_err *err);
 
 /* Selects the token by label (and serial, when non-NULL), opens a read/write

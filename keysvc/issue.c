@@ -1,8 +1,9 @@
 /*
- * Issuing one certificate for one key type: key, order, authorizations
- * (http-01 through webroots), CSR signed in the token, finalize, download,
- * checks, then the database and the files.  Each step is recorded in the
- * orders table before the next one starts.
+ * Issuing one certificate for one key type: order, authorizations (http-01
+ * through webroots), then the key (generated only once the CA has validated
+ * the names, so a refused order costs no key), CSR signed in the token,
+ * finalize, download, checks, then the database and the files.  The orders
+ * table records each attempt, its URL, key and outcome.
  */
 #include "chain.h"
 #include "csr.h"
@@ -31,7 +32,7 @@ typedef struct issue_ctx {
     store_order order_row;
     acme_order order;
     acme_authz *authz;
-    size_t n_authz;
+    size_t n_authz; /* the order's list may change when the order is refreshed */
     published *published;
     size_t n_published;
 } issue_ctx;
@@ -54,7 +55,9 @@ static int prepare_key(issue_ctx *ic, ks_err *err)
                                ic->cert->name, ic->type, &spec, params, &ic->key, &generated,
                                err) < 0)
         return -1;
-    ks_keyref_from_row(&ic->key, &ic->key_ref);
+    if (ks_keyref_from_row(&ic->key, &ic->key_ref, err) < 0 ||
+        store_order_set_key(ic->run->db, ic->order_row.id, ic->key.id, err) < 0)
+        return -1;
     return ks_signer_public_key(ic->run->signer, &ic->key_ref, &ic->pub, err);
 }
 
@@ -72,7 +75,6 @@ static int record_order(issue_ctx *ic, ks_err *err)
     o->account_id = acct.id;
     o->certificate_name = ic->cert->name;
     o->key_type = (char *)ks_key_type_name(ic->type);
-    o->key_id = ic->key.id;
     o->names = ic->cert->alt_names;
     o->n_names = ic->cert->n_alt_names;
     o->status = "created";
@@ -112,7 +114,7 @@ static int start_http01(issue_ctx *ic, acme_authz *a, ks_err *err)
     free(ka);
     if (rc < 0 || remember_published(ic, dir, ch->token) < 0)
         return rc < 0 ? ks_failp(err, "%s", a->identifier) : ks_fail(err, "out of memory");
-    ks_debug("%s: http-01 answer published in %s", a->identifier, dir);
+    ks_debug("%s: http-01 answer %s published in %s", a->identifier, ch->token, dir);
     return acme_challenge_respond(ic->run->acme, ch, err) < 0 ? ks_failp(err, "%s", a->identifier)
                                                                : 0;
 }
@@ -130,18 +132,35 @@ static void remove_published(issue_ctx *ic)
     ic->n_published = 0;
 }
 
+/* An authorization must be for one of the names this certificate asked for
+ * (the server's identifier text is not trusted further than that). */
+static int requested_name(const ks_cert_config *cert, const acme_authz *a)
+{
+    for (size_t i = 0; i < cert->n_alt_names; i++) {
+        const char *want = cert->alt_names[i];
+        int wild = strncmp(want, "*.", 2) == 0;
+        if (wild == a->wildcard && strcmp(wild ? want + 2 : want, a->identifier) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* All challenges are answered first and waited for afterwards, so the CA
  * validates the names of one order in parallel. */
 static int authorize(issue_ctx *ic, ks_err *err)
 {
-    ic->n_authz = ic->order.n_authz;
-    ic->authz = calloc(ic->n_authz ? ic->n_authz : 1, sizeof(*ic->authz));
+    size_t n = ic->order.n_authz;
+    ic->authz = calloc(n ? n : 1, sizeof(*ic->authz));
     if (ic->authz == NULL)
         return ks_fail(err, "out of memory");
-    for (size_t i = 0; i < ic->n_authz; i++) {
+    ic->n_authz = n;
+    for (size_t i = 0; i < n; i++) {
         acme_authz *a = &ic->authz[i];
         if (acme_authz_fetch(ic->run->acme, ic->order.authz_urls[i], a, err) < 0)
             return -1;
+        if (!requested_name(ic->cert, a))
+            return ks_fail(err, "the CA sent an authorization for a name that was not "
+                                "requested; refused");
         if (strcmp(a->status, "valid") == 0)
             continue;
         if (strcmp(a->status, "pending") != 0)
@@ -149,7 +168,7 @@ static int authorize(issue_ctx *ic, ks_err *err)
         if (start_http01(ic, a, err) < 0)
             return -1;
     }
-    for (size_t i = 0; i < ic->n_authz; i++) {
+    for (size_t i = 0; i < n; i++) {
         acme_authz *a = &ic->authz[i];
         if (strcmp(a->status, "valid") != 0 && acme_authz_wait(ic->run->acme, a, err) < 0)
             return -1;
@@ -224,6 +243,8 @@ static int run_order(issue_ctx *ic, ks_err *err)
     int rc = authorize(ic, err);
     remove_published(ic);
     if (rc == 0)
+        rc = prepare_key(ic, err);
+    if (rc == 0)
         rc = finalize_and_fetch(ic, &pem, err);
     if (rc == 0)
         rc = keep_certificate(ic, pem, err);
@@ -246,8 +267,7 @@ int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *
 {
     issue_ctx ic = {.run = run, .cert = cert, .type = type};
     int rc = -1;
-    if (ks_account_ensure(run, err) < 0 || prepare_key(&ic, err) < 0 ||
-        record_order(&ic, err) < 0)
+    if (ks_account_ensure(run, err) < 0 || record_order(&ic, err) < 0)
         goto out;
     rc = run_order(&ic, err);
     ks_err ignored;

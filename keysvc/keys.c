@@ -1,5 +1,6 @@
 #include "keys.h"
 
+#include "ks_curves.h"
 #include "ks_log.h"
 #include "ks_util.h"
 #include "p11uri.h"
@@ -21,19 +22,22 @@ int ks_key_spec(ks_key_type type, unsigned rsa_bits, int curve_nid, hsm_key_spec
         snprintf(params, params_cap, "rsa%u", rsa_bits);
         return 0;
     }
+    const ks_curve *curve = ks_curve_by_nid(curve_nid);
     spec->kind = HSM_KEY_EC;
     spec->ec_nid = curve_nid;
-    const char *name = curve_nid == NID_X9_62_prime256v1 ? "secp256r1" : OBJ_nid2sn(curve_nid);
-    snprintf(params, params_cap, "%s", name ? name : "unknown");
-    return name ? 0 : -1;
+    snprintf(params, params_cap, "%s", curve ? curve->config_name : "unknown");
+    return curve ? 0 : -1;
 }
 
-void ks_keyref_from_row(const store_key *row, ks_keyref *ref)
+int ks_keyref_from_row(const store_key *row, ks_keyref *ref, ks_err *err)
 {
     memset(ref, 0, sizeof(*ref));
+    if (row->ckaid_len > sizeof(ref->id) || strlen(row->token_serial) >= sizeof(ref->token_serial))
+        return ks_fail(err, "key %s: CKA_ID or token serial too long", row->label);
     snprintf(ref->token_serial, sizeof(ref->token_serial), "%s", row->token_serial);
-    ref->id_len = row->ckaid_len < sizeof(ref->id) ? row->ckaid_len : sizeof(ref->id);
+    ref->id_len = row->ckaid_len;
     memcpy(ref->id, row->ckaid, ref->id_len);
+    return 0;
 }
 
 char *ks_spki_pin_new(EVP_PKEY *pub, ks_err *err)
@@ -77,7 +81,8 @@ char *ks_key_uri_new(const store_key *row, const hsm_token_info *token)
 static int check_existing(ks_signer *signer, const store_key *row, ks_err *err)
 {
     ks_keyref ref;
-    ks_keyref_from_row(row, &ref);
+    if (ks_keyref_from_row(row, &ref, err) < 0)
+        return -1;
     int present = ks_signer_key_exists(signer, &ref, err);
     if (present < 0)
         return ks_failp(err, "key %s", row->label);
@@ -87,6 +92,24 @@ static int check_existing(ks_signer *signer, const store_key *row, ks_err *err)
                        "the token; refusing to replace it silently",
                        row->label, row->token_serial);
     return 0;
+}
+
+/* A key the database does not know about must not stay on the token; but if
+ * the INSERT did commit and only its reply was lost, destroying the key would
+ * leave a row whose key is gone.  Only a key known to be unrecorded goes. */
+static void remove_unrecorded(store *db, ks_signer *signer, const ks_keyref *ref,
+                              const char *label)
+{
+    store_key row = {0};
+    ks_err err;
+    int recorded = store_key_find_by_ckaid(db, ref->token_serial, ref->id, ref->id_len, &row, &err);
+    store_key_clear(&row);
+    if (recorded != 0) {
+        ks_warn("key %s is on the token but its database row is uncertain; left in place", label);
+        return;
+    }
+    if (ks_signer_destroy(signer, ref, &err) < 0)
+        ks_warn("could not remove unrecorded key %s from the token: %s", label, err.msg);
 }
 
 static int generate_and_record(store *db, ks_signer *signer, store_key *row,
@@ -107,12 +130,8 @@ static int generate_and_record(store *db, ks_signer *signer, store_key *row,
         goto undo;
     return 0;
 undo:
-    /* A key the database does not know about must not stay on the token. */
     EVP_PKEY_free(pub);
-    ks_err ignored;
-    if (ks_signer_destroy(signer, &ref, &ignored) < 0)
-        ks_warn("could not remove unrecorded key %s from the token: %s", row->label,
-                ignored.msg);
+    remove_unrecorded(db, signer, &ref, row->label);
     return -1;
 }
 

@@ -15,7 +15,9 @@
 int ks_key_spec(ks_key_type type, unsigned rsa_bits, int curve_nid, hsm_key_spec *spec,
                 char *params, size_t params_cap);
 
-void ks_keyref_from_row(const store_key *row, ks_keyref *ref);
+/* The reference the signer needs for a key row; -1 if the row's CKA_ID or
+ * serial does not fit (never truncated). */
+int ks_keyref_from_row(const store_key *row, ks_keyref *ref, ks_err *err);
 
 /* Finds the live primary key for (purpose, name, type), checks that it is on
  * the signer's token, or generates one on the token and records it.  *out is

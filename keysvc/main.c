@@ -6,6 +6,7 @@
 #include "run.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,6 +74,9 @@ int main(int argc, char **argv)
     int opt;
 
     harden_process();
+    /* An OPENSSL_CONF meant for servers may load the pkcs11 engine, which
+     * would initialise our token module behind our back (notes: hsm 5.9). */
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
     while ((opt = getopt_long(argc, argv, "c:qvhV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':

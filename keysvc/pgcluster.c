@@ -275,20 +275,6 @@ static int check_searchable(const char *path, const server_user *u, ks_err *err)
     return for_each_prefix(path, check_searchable_one, (void *)u, err);
 }
 
-static int make_dir_one(const char *dir, void *ctx, ks_err *err)
-{
-    mode_t mode = *(const mode_t *)ctx;
-    if (mkdir(dir, mode) < 0) {
-        if (errno == EEXIST)
-            return 0;
-        return ks_fail(err, "cannot create directory %s: %s", dir, strerror(errno));
-    }
-    /* The umask must not take away the search bit the server user needs. */
-    if (chmod(dir, mode) < 0)
-        return ks_fail(err, "cannot chmod %s: %s", dir, strerror(errno));
-    return 0;
-}
-
 static int check_socket_path_len(const char *state_dir, ks_err *err)
 {
     size_t len = strlen(state_dir) + strlen("/postgres/" PG_SOCKET_NAME);
@@ -313,7 +299,7 @@ static char *prepare_state_dir(const char *state_dir, const server_user *u, ks_e
     mode_t mode = u->switch_to ? 0711 : 0700;
     if (check_socket_path_len(abs, err) < 0 || (u->switch_to && check_searchable(abs, u, err) < 0))
         goto out;
-    if (for_each_prefix(abs, make_dir_one, &mode, err) < 0)
+    if (ks_mkdirs(abs, mode, err) < 0)
         goto out;
     resolved = realpath(abs, NULL);
     if (resolved == NULL) {
@@ -365,19 +351,6 @@ static int check_data_dir(const pgcluster *pc, ks_err *err)
     if (st.st_uid != pc->user.uid)
         return ks_fail(err, "%s is owned by uid %u, but the server runs as %s (uid %u)",
                        pc->data_dir, (unsigned)st.st_uid, pc->user.name, (unsigned)pc->user.uid);
-    return 0;
-}
-
-static int fsync_dir(const char *dir, ks_err *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return ks_fail(err, "cannot open directory %s: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    if (rc < 0)
-        return ks_fail(err, "fsync of directory %s: %s", dir, strerror(saved));
     return 0;
 }
 
@@ -907,7 +880,7 @@ static int init_cluster(pgcluster *pc, ks_err *err)
         ks_fail(err, "cannot rename %s to %s: %s", tmp_dir, pc->data_dir, strerror(errno));
         goto out;
     }
-    rc = fsync_dir(pc->pg_dir, err);
+    rc = ks_fsync_dir(pc->pg_dir, err);
 out:
     free(initdb);
     free(tmp_dir);

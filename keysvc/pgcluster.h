@@ -8,7 +8,9 @@
  * unprivileged system user `run_as` (initdb, pg_ctl and postgres all refuse
  * root); otherwise it runs as the calling user.
  *
- * Binaries are found in `pg_bindir` when given, otherwise in the newest
+ * Binaries are found in `pg_bindir` when given; otherwise an existing cluster
+ * uses /usr/lib/postgresql/<its PG_VERSION>/bin (so installing a newer
+ * PostgreSQL does not strand it), and a new one the newest
  * /usr/lib/postgresql/<N>/bin that has initdb and pg_ctl.
  *
  * Nothing here goes through a shell: helpers are started with fork/exec and

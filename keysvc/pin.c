@@ -3,10 +3,13 @@
 #include "ks_log.h"
 #include "ks_util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PIN_MAX 256
 
@@ -18,33 +21,58 @@ static char *pin_from_env(const char *name, size_t *len, ks_err *err)
         return NULL;
     }
     *len = strlen(value);
-    char *pin = strndup(value, PIN_MAX);
+    /* A cut PIN would be a wrong PIN, and a wrong PIN spends a login try. */
+    char *pin = *len <= PIN_MAX ? strdup(value) : NULL;
     /* Wipe the copy in our environment block so it is not in a core file,
      * /proc/self/environ, or the environment of anything we start. */
     OPENSSL_cleanse(value, *len);
     unsetenv(name);
-    if (pin == NULL)
+    if (*len > PIN_MAX)
+        ks_fail(err, "the PIN in %s is longer than %d bytes", name, PIN_MAX);
+    else if (pin == NULL)
         ks_fail(err, "out of memory");
-    else if (*len > PIN_MAX)
-        *len = PIN_MAX;
     return pin;
 }
 
+/* Reads the PIN file into a stack buffer that is wiped, so that no copy is
+ * left in freed heap memory. */
 static char *pin_from_file(const char *path, size_t *len, ks_err *err)
 {
+    char buf[PIN_MAX + 3];
+    char *pin = NULL;
     struct stat st;
-    if (stat(path, &st) == 0 && (st.st_mode & 0077))
-        ks_warn("PIN file %s can be read by other users (mode %03o); chmod 600 it", path,
-                st.st_mode & 0777);
-    char *pin = ks_read_file(path, PIN_MAX + 2, len, err);
-    if (pin == NULL) {
-        ks_failp(err, "reading the PIN file");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
         return NULL;
     }
-    if (*len > 0 && pin[*len - 1] == '\n')
-        pin[--*len] = '\0';
-    if (*len > 0 && pin[*len - 1] == '\r')
-        pin[--*len] = '\0';
+    if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
+        ks_warn("PIN file %s can be read by other users (mode %03o); chmod 600 it", path,
+                st.st_mode & 0777);
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 0) {
+        ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
+        goto out;
+    }
+    *len = (size_t)n;
+    if (*len > 0 && buf[*len - 1] == '\n')
+        (*len)--;
+    if (*len > 0 && buf[*len - 1] == '\r')
+        (*len)--;
+    if (*len > PIN_MAX) {
+        ks_fail(err, "the PIN in %s is longer than %d bytes", path, PIN_MAX);
+        goto out;
+    }
+    pin = malloc(*len + 1);
+    if (pin == NULL) {
+        ks_fail(err, "out of memory");
+        goto out;
+    }
+    memcpy(pin, buf, *len);
+    pin[*len] = '\0';
+out:
+    OPENSSL_cleanse(buf, sizeof(buf));
     return pin;
 }
 

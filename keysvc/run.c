@@ -2,6 +2,7 @@
 
 #include "http01.h"
 #include "keys.h"
+#include "lock.h"
 #include "ks_log.h"
 #include "ks_util.h"
 #include "pgcluster.h"
@@ -48,64 +49,63 @@ static int names_equal(const store_cert *have, const ks_cert_config *want)
     return 1;
 }
 
-/* Why a certificate must be issued now, or NULL when the stored one is good. */
-static const char *issue_reason(ks_run *run, const ks_cert_config *cert, ks_key_type type,
-                                const store_cert *have, int found, ks_err *err, int *failed)
+/* Why a certificate must be issued now, or NULL when the stored one is good.
+ * `primary` is the current primary key, NULL when there is none. */
+static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert,
+                                const store_cert *have, int found, const store_key *primary)
 {
-    store_key primary = {0};
-    *failed = 0;
     if (!found)
         return "no certificate yet";
+    if (have->directory_url == NULL || strcmp(have->directory_url, cfg->acme_directory_url) != 0)
+        return "the CA changed";
     if (!names_equal(have, cert))
         return "names changed";
-    if (have->not_after - time(NULL) < (time_t)run->cfg->renewal_days * 86400)
+    if (have->not_after - time(NULL) < (time_t)cfg->renewal_days * 86400)
         return "due for renewal";
-    int has_key = store_key_find(run->db, run->tenant, "certificate", cert->name,
-                                 ks_key_type_name(type), "primary", &primary, err);
-    int64_t key_id = primary.id;
-    store_key_clear(&primary);
-    if (has_key < 0) {
-        *failed = 1;
-        return NULL;
-    }
-    if (!has_key || key_id != have->key_id)
+    if (primary == NULL || primary->id != have->key_id)
         return "key changed";
     return NULL;
+}
+
+/* A current certificate only needs its files to match what is stored, and
+ * its key to still be in the token. */
+static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type type,
+                        const store_cert *have, const store_key *key, ks_err *err)
+{
+    ks_keyref ref;
+    if (ks_keyref_from_row(key, &ref, err) < 0)
+        return -1;
+    int present = ks_signer_key_exists(run->signer, &ref, err);
+    if (present == 0)
+        return ks_fail(err, "%s (%s): key %s is missing from the token", cert->name,
+                       ks_key_type_name(type), key->label);
+    if (present < 0)
+        return -1;
+    return ks_output_write(run, cert, type, have, key, err);
 }
 
 /* Brings one certificate of one key type up to date. */
 static int process(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err)
 {
+    const char *type_name = ks_key_type_name(type);
     store_cert have = {0};
-    store_key key = {0};
-    int found = store_cert_find_current(run->db, run->tenant, cert->name, ks_key_type_name(type),
-                                        &have, err);
-    if (found < 0)
-        return -1;
-    int failed = 0;
-    const char *reason = issue_reason(run, cert, type, &have, found, err, &failed);
+    store_key primary = {0};
     int rc = -1;
-    if (failed)
+    int found = store_cert_find_current(run->db, run->tenant, cert->name, type_name, &have, err);
+    int has_key = found < 0 ? -1
+                            : store_key_find(run->db, run->tenant, "certificate", cert->name,
+                                             type_name, "primary", &primary, err);
+    if (found < 0 || has_key < 0)
         goto out;
+    const char *reason = issue_reason(run->cfg, cert, &have, found, has_key ? &primary : NULL);
     if (reason != NULL) {
-        ks_info("%s (%s): issuing: %s", cert->name, ks_key_type_name(type), reason);
+        ks_info("%s (%s): issuing: %s", cert->name, type_name, reason);
         rc = ks_issue(run, cert, type, err);
-        goto out;
+    } else {
+        rc = keep_current(run, cert, type, &have, &primary, err);
     }
-    /* Current: the files only need to match what is stored. */
-    if (store_key_get(run->db, have.key_id, &key, err) != 1)
-        goto out;
-    ks_keyref ref;
-    ks_keyref_from_row(&key, &ref);
-    int present = ks_signer_key_exists(run->signer, &ref, err);
-    if (present != 1) {
-        if (present == 0)
-            ks_fail(err, "key %s is missing from the token", key.label);
-        goto out;
-    }
-    rc = ks_output_write(run, cert, type, &have, &key, err);
 out:
-    store_key_clear(&key);
+    store_key_clear(&primary);
     store_cert_clear(&have);
     return rc;
 }
@@ -120,10 +120,6 @@ static int process_all(ks_run *run)
             if (process(run, cert, cert->key_types[t], &err) < 0) {
                 ks_error("%s", err.msg);
                 failures++;
-            }
-            if (run->ca_unavailable) {
-                ks_error("stopping: the ACME server or account is unavailable");
-                return failures;
             }
         }
     }
@@ -154,6 +150,7 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
     ks_err err = {0};
     ks_run run = {.cfg = cfg, .opts = opts, .tenant = DEFAULT_TENANT};
     pgcluster *cluster = NULL;
+    int lock_fd = -1;
     int result = KS_EXIT_FAILED;
     ks_signer_config scfg = {.module = cfg->hsm_module,
                              .token_label = cfg->hsm_token,
@@ -162,6 +159,9 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
                              .pin_file = cfg->hsm_pin_file};
 
     if (preflight(cfg, &err) < 0)
+        goto out;
+    lock_fd = ks_state_lock(cfg->dir_state, &err);
+    if (lock_fd < 0)
         goto out;
     /* The token before the database: a wrong PIN or a missing token stops
      * the run before anything is created. */
@@ -191,5 +191,6 @@ out:
     store_close(run.db);
     ks_signer_close(run.signer);
     pgcluster_release(cluster);
+    ks_state_unlock(lock_fd);
     return result;
 }

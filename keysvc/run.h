@@ -38,7 +38,9 @@ typedef struct ks_run {
     char *account_jwk;
     const char *account_alg;
     int changed;
-    int ca_unavailable; /* the CA or the account failed: no point trying more orders */
+    /* Setting up the CA or the account failed once: later certificates of
+     * this run are not ordered (their files are still kept in step). */
+    int account_failed;
 } ks_run;
 
 /* Runs the job; returns an enum ks_exit value.  Errors are reported on

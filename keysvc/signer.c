@@ -1,5 +1,6 @@
 #include "signer.h"
 
+#include "ks_curves.h"
 #include "ks_util.h"
 #include "pin.h"
 
@@ -78,13 +79,10 @@ int ks_signer_public_key(ks_signer *s, const ks_keyref *ref, EVP_PKEY **out, ks_
 
 static int jws_digest(const char *alg)
 {
-    if (strcmp(alg, "ES256") == 0 || strcmp(alg, "RS256") == 0)
-        return NID_sha256;
-    if (strcmp(alg, "ES384") == 0)
-        return NID_sha384;
-    if (strcmp(alg, "ES512") == 0)
-        return NID_sha512;
-    return NID_undef;
+    const ks_curve *curve = ks_curve_by_jws_alg(alg);
+    if (curve != NULL)
+        return curve->md_nid;
+    return strcmp(alg, "RS256") == 0 ? NID_sha256 : NID_undef;
 }
 
 int ks_signer_sign_jws(ks_signer *s, const ks_keyref *ref, const char *alg,

@@ -15,9 +15,11 @@
 
 #include <openssl/evp.h>
 
+#define KS_KEYREF_MAX_ID 64
+
 typedef struct ks_keyref {
     char token_serial[17];
-    unsigned char id[HSM_KEY_ID_LEN];
+    unsigned char id[KS_KEYREF_MAX_ID]; /* keysvc makes HSM_KEY_ID_LEN bytes */
     size_t id_len;
 } ks_keyref;
 

@@ -39,7 +39,7 @@ CREATE TABLE orders (
     account_id       bigint      NOT NULL REFERENCES accounts (id),
     certificate_name text        NOT NULL,
     key_type         text        NOT NULL,
-    key_id           bigint      NOT NULL REFERENCES keys (id),
+    key_id           bigint      REFERENCES keys (id),  -- set once the names are validated
     names            text[]      NOT NULL,
     url              text,
     status           text        NOT NULL,  -- created, valid, failed (or the CA's status)

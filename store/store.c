@@ -319,6 +319,23 @@ int store_key_find(store *s, const char *tenant, const char *purpose, const char
     return one_row(res, out, read_key, "looking up key", err);
 }
 
+int store_key_find_by_ckaid(store *s, const char *token_serial, const unsigned char *ckaid,
+                            size_t ckaid_len, store_key *out, ks_err *err)
+{
+    char *hex = hex_new(ckaid, ckaid_len);
+    if (hex == NULL)
+        return ks_fail(err, "out of memory");
+    const char *params[] = {token_serial, hex};
+    PGresult *res = exec_params(s, "looking up key by CKA_ID",
+                                "SELECT " KEY_COLUMNS " FROM keys WHERE token_serial = $1 AND"
+                                " ckaid = $2::bytea",
+                                2, params, err);
+    free(hex);
+    if (res == NULL)
+        return -1;
+    return one_row(res, out, read_key, "looking up key by CKA_ID", err);
+}
+
 int store_key_get(store *s, int64_t id, store_key *out, ks_err *err)
 {
     char idbuf[24];
@@ -437,8 +454,13 @@ static int text_array_from_json(const char *json, char ***items, size_t *n)
     size_t len = json_object_array_length(arr);
     *items = calloc(len ? len : 1, sizeof(**items));
     for (size_t i = 0; *items && i < len; i++) {
-        (*items)[i] = strdup(json_object_get_string(json_object_array_get_idx(arr, i)));
+        const char *v = json_object_get_string(json_object_array_get_idx(arr, i));
+        (*items)[i] = strdup(v ? v : "");
         *n = i + 1;
+        if ((*items)[i] == NULL) {
+            json_object_put(arr);
+            return -1;
+        }
     }
     json_object_put(arr);
     return *items ? 0 : -1;
@@ -453,7 +475,7 @@ int store_order_insert(store *s, store_order *o, ks_err *err)
     if (names == NULL)
         return ks_fail(err, "out of memory");
     const char *params[] = {o->tenant, account_id, o->certificate_name, o->key_type,
-                            key_id,    names,      o->url,              o->status};
+                            o->key_id ? key_id : NULL, names, o->url, o->status};
     PGresult *res = exec_params(s, "recording order",
                                 "INSERT INTO orders (tenant, account_id, certificate_name,"
                                 " key_type, key_id, names, url, status)"
@@ -481,6 +503,19 @@ int store_order_update(store *s, int64_t id, const char *url, const char *status
     return res ? 0 : -1;
 }
 
+int store_order_set_key(store *s, int64_t id, int64_t key_id, ks_err *err)
+{
+    char idbuf[24], keybuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    i64_text(keybuf, sizeof(keybuf), key_id);
+    const char *params[] = {idbuf, keybuf};
+    PGresult *res = exec_params(s, "updating order",
+                                "UPDATE orders SET key_id = $2, updated_at = now() WHERE id = $1",
+                                2, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
 void store_cert_clear(store_cert *c)
 {
     free(c->tenant);
@@ -493,6 +528,7 @@ void store_cert_clear(store_cert *c)
     free(c->serial);
     free(c->cert_pem);
     free(c->chain_pem);
+    free(c->directory_url);
     memset(c, 0, sizeof(*c));
 }
 
@@ -512,6 +548,7 @@ static int read_cert(const PGresult *res, int row, void *out)
     c->not_after = (time_t)get_i64(res, row, 10);
     c->cert_pem = get_str(res, row, 11);
     c->chain_pem = get_str(res, row, 12);
+    c->directory_url = get_str(res, row, 13);
     return text_array_from_json(PQgetvalue(res, row, 7), &c->alt_names, &c->n_alt_names);
 }
 
@@ -521,10 +558,12 @@ int store_cert_find_current(store *s, const char *tenant, const char *name, cons
     const char *params[] = {tenant, name, key_type};
     PGresult *res = exec_params(
         s, "looking up certificate",
-        "SELECT id, tenant, name, key_type, key_id, order_id, common_name,"
-        " array_to_json(alt_names)::text, serial, extract(epoch from not_before)::bigint,"
-        " extract(epoch from not_after)::bigint, cert_pem, chain_pem FROM certificates"
-        " WHERE tenant = $1 AND name = $2 AND key_type = $3 AND is_current",
+        "SELECT c.id, c.tenant, c.name, c.key_type, c.key_id, c.order_id, c.common_name,"
+        " array_to_json(c.alt_names)::text, c.serial, extract(epoch from c.not_before)::bigint,"
+        " extract(epoch from c.not_after)::bigint, c.cert_pem, c.chain_pem, a.directory_url"
+        " FROM certificates c LEFT JOIN orders o ON o.id = c.order_id"
+        " LEFT JOIN accounts a ON a.id = o.account_id"
+        " WHERE c.tenant = $1 AND c.name = $2 AND c.key_type = $3 AND c.is_current",
         3, params, err);
     if (res == NULL)
         return -1;

@@ -1,9 +1,10 @@
 /*
  * store: keysvc's state in PostgreSQL.
  *
- * Every query is parameterised.  Strings in the record structs are owned by
- * the struct and freed by its _clear() function.  Lookups return 1 when a row
- * was found, 0 when none, -1 on error (with err naming what was asked).
+ * Every query is parameterised.  Records filled by a lookup own their
+ * strings (free them with the _clear() function); the insert functions only
+ * read a record's strings, which may be borrowed.  Lookups return 1 when a
+ * row was found, 0 when none, -1 on error (with err naming what was asked).
  */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
@@ -61,6 +62,10 @@ int store_key_find(store *s, const char *tenant, const char *purpose, const char
 
 int store_key_get(store *s, int64_t id, store_key *out, ks_err *err);
 
+/* The key row for a token object, whatever its role. */
+int store_key_find_by_ckaid(store *s, const char *token_serial, const unsigned char *ckaid,
+                            size_t ckaid_len, store_key *out, ks_err *err);
+
 typedef struct store_account {
     int64_t id;
     char *tenant;
@@ -91,11 +96,13 @@ typedef struct store_order {
     char *error;
 } store_order;
 
-/* Inserts an order row (o->id set).  Only the scalar fields and names are read. */
+/* Inserts an order row (o->id set); key_id 0 is stored as NULL. */
 int store_order_insert(store *s, store_order *o, ks_err *err);
 /* Records the CA's URL, the status and an error text (either may be NULL). */
 int store_order_update(store *s, int64_t id, const char *url, const char *status,
                        const char *error, ks_err *err);
+/* Records the key the order's CSR is made with. */
+int store_order_set_key(store *s, int64_t id, int64_t key_id, ks_err *err);
 
 typedef struct store_cert {
     int64_t id;
@@ -112,6 +119,7 @@ typedef struct store_cert {
     time_t not_after;
     char *cert_pem;
     char *chain_pem;
+    char *directory_url; /* lookup only: the CA it came from (NULL if unknown) */
 } store_cert;
 
 void store_cert_clear(store_cert *c);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bad input gives a clear error, exit 2, and changes nothing: files, token
-# objects and database rows stay exactly as a good run left them.
+# objects and database rows stay exactly as a good run left them (a refused
+# order is recorded as a failed attempt, and that is all).
 . "$(dirname "$0")/lib.sh"
 rig_load
 test_setup bad
@@ -61,6 +62,29 @@ expect_failure unreachable.json "unreachable directory" "https://127.0.0.1:$port
 # A webroot that does not exist.
 write_config webroot.json "{$a_cert, $b_cert}" "{\"a.test\": \"$WEBROOT\", \"b.test\": \"$WORK/no/such/dir\"}"
 expect_failure webroot.json "missing webroot" "$WORK/no/such/dir" 'http_challenges["b.test"]'
+
+# The CA refuses: the webroot exists but is not the one the web server
+# serves, so validation fails.  The key for b.test must not be generated.
+mkdir -p unserved
+write_config refused.json "{$a_cert, $b_cert}" "{\"a.test\": \"$WEBROOT\", \"b.test\": \"$WORK/unserved\"}"
+failed_before=$(sql "SELECT count(*) FROM orders WHERE status = 'failed'")
+expect_failure refused.json "validation refused by the CA" "b.test" "authorization invalid"
+assert_eq $((failed_before + 2)) "$(sql "SELECT count(*) FROM orders WHERE status = 'failed'")" \
+    "both refused orders recorded as failed"
+assert_eq 2 "$(sql "SELECT count(*) FROM orders WHERE status = 'failed' AND key_id IS NULL
+                    AND certificate_name = 'b.test' AND error LIKE '%b.test%'")" \
+    "the failed orders name b.test and hold no key"
+[ -z "$(ls -A unserved)" ] || fail "challenge files left in the webroot"
+pass "no challenge file left behind"
+
+# Another run holds the state directory's lock.
+write_config locked.json "{$a_cert, $b_cert}" "$good_challenges"
+flock -o state/keysvc.lock sleep 30 &
+holder=$!
+for _ in $(seq 50); do flock -n state/keysvc.lock true || break; sleep 0.1; done
+expect_failure locked.json "state directory locked" "holds $WORK/state/keysvc.lock" "try again"
+pkill -P "$holder" sleep || true
+wait "$holder" 2>/dev/null || true
 
 # And the good configuration still has nothing to do afterwards.
 run_keysvc run --config good.json > /dev/null

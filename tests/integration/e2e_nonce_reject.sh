@@ -23,6 +23,7 @@ assert_eq 10 "$issued" "all 10 certificates issued"
 rejected=$(grep -c 'badNonce, retrying' run.out || true)
 [ "$rejected" -gt 0 ] || fail "pebble rejected no nonce: the test proved nothing"
 pass "$rejected badNonce errors were retried"
+assert_challenges_removed run.out
 
 curl -sf --cacert "$ACME_CA_FILE" "$PEBBLE_MGMT_URL/roots/0" > root.pem
 for i in 1 2 3 4 5; do
@@ -35,7 +36,14 @@ pass "all 10 chains verify against pebble's root"
 [ -f state/postgres/data/PG_VERSION ] || fail "no private cluster under the state directory"
 pass "private PostgreSQL cluster created under directories.state"
 
+counts="SELECT (SELECT count(*) FROM keys), (SELECT count(*) FROM orders),
+               (SELECT count(*) FROM certificates WHERE is_current)"
+rows=$(private_sql "$counts")
+assert_eq "11|10|10" "$rows" "private database holds 11 keys, 10 orders, 10 current certificates"
+assert_eq 11 "$(token_key_count)" "11 key pairs on the token"
+
 before=$(state_snapshot)
 run_keysvc run --config keysvc.json > /dev/null
 assert_eq 1 "$RUN_RC" "second run has nothing to do"
-assert_eq "$before" "$(state_snapshot)" "second run changed nothing"
+assert_eq "$before" "$(state_snapshot)" "second run changed no file or token object"
+assert_eq "$rows" "$(private_sql "$counts")" "second run added no row"

@@ -45,7 +45,7 @@ test_setup() { # name
         psql "$PG_CONNINFO" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\"" >/dev/null
         DB_CONNINFO="host=$PG_SOCKET_DIR port=5432 user=postgres dbname=$db"
     fi
-    mkdir -p "$WORK/out" "$WORK/www"
+    mkdir -p "$WORK/out"
     trap test_cleanup EXIT
 }
 
@@ -104,21 +104,52 @@ token_pubkey_hash() { # hex-id
     openssl pkey -pubin -inform DER -in "$WORK/pub.der" -outform DER | sha256sum | cut -d' ' -f1
 }
 
-# Number of public key objects on this test's token (no login needed).
+# Number of public key objects on this test's token (no login needed).  A
+# failing pkcs11-tool fails the test rather than counting as zero.
 token_key_count() {
-    pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --list-objects \
-        --type pubkey 2>/dev/null | grep -c '^Public Key Object' || true
+    local listing
+    listing=$(pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --list-objects \
+        --type pubkey 2>&1) || fail "pkcs11-tool cannot list token $TOKEN: $listing"
+    grep -c '^Public Key Object' <<< "$listing" || true
 }
 
 # A fingerprint of everything a run may change: output files (content, inode,
-# mtime), token objects and, with a database, row counts.
+# mtime), token objects and, with a database, the rows of every table except
+# orders (every attempt is recorded there; tests check it separately).
 state_snapshot() {
-    {
-        find "$WORK/out" "$WORK/www" -type f -printf '%p %i %T@ ' -exec sha256sum {} \; | sort
-        echo "token keys: $(token_key_count)"
-        if [ -n "$DB_CONNINFO" ]; then
-            sql "SELECT (SELECT count(*) FROM keys), (SELECT count(*) FROM accounts),
-                        (SELECT count(*) FROM orders), (SELECT count(*) FROM certificates)"
-        fi
-    }
+    find "$WORK/out" -type f -printf '%p %i %T@ ' -exec sha256sum {} \; | sort
+    echo "token keys: $(token_key_count)"
+    if [ -n "$DB_CONNINFO" ]; then
+        sql "SELECT (SELECT count(*) FROM keys), (SELECT count(*) FROM accounts),
+                    (SELECT count(*) FROM certificates),
+                    (SELECT count(*) FROM orders WHERE status <> 'failed')"
+    fi
+}
+
+# The http-01 answers keysvc published (from its --debug log) must all be
+# gone from the webroot after the run.
+assert_challenges_removed() { # log
+    local published=0 token dir
+    while read -r token dir; do
+        published=$((published + 1))
+        [ ! -e "$dir/$token" ] || fail "http-01 answer $dir/$token left behind"
+    done < <(sed -n 's/.*http-01 answer \([A-Za-z0-9_-]*\) published in \(.*\)$/\1 \2/p' "$1")
+    [ "$published" -gt 0 ] || fail "the log shows no published http-01 answer"
+    pass "all $published published http-01 answers were removed"
+}
+
+# Runs SQL against keysvc's private PostgreSQL under $WORK/state, starting it
+# for the query and stopping it again (keysvc stops it after each run).
+private_sql() { # sql
+    local pgdir=$WORK/state/postgres bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    local as=()
+    [ "$(id -u)" -ne 0 ] || as=(runuser -u postgres --)
+    "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/test-query.log" -w \
+        -o "-k $pgdir -c listen_addresses=''" start >/dev/null
+    local out rc=0
+    out=$(psql "host=$pgdir port=5432 user=postgres dbname=keysvc" -qAt -v ON_ERROR_STOP=1 -c "$1") || rc=$?
+    "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null
+    [ "$rc" -eq 0 ] || fail "query on the private cluster failed"
+    echo "$out"
 }

@@ -186,7 +186,7 @@ static void test_full_config(void **state)
     assert_under_base(f, cfg->hsm_pin_file, "secrets/pin");
 
     assert_string_equal(cfg->database_url, "postgresql:///keysvc");
-    assert_string_equal(cfg->database_run_as, "postgres");
+    assert_null(cfg->database_run_as); /* pgcluster picks its default */
 
     assert_int_equal(cfg->n_certs, 5);
     static const ks_key_type ec_only[] = {KS_KEY_ECDSA};
@@ -472,6 +472,28 @@ static void test_invalid_dns_name(void **state)
 }
 
 /* LDH labels (RFC 1123, RFC 5890) neither start nor end with a hyphen. */
+/* Outputs that would land on one path are refused at load time. */
+static void test_output_collisions(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"key_type_suffixes\": {\"rsa\": \"\", \"ecdsa\": \"\"},"
+               " \"certificates\": {\"a.test\": {\"key_types\": [\"rsa\", \"ecdsa\"]}}}",
+               "would both be");
+    load_fails(f,
+               "{" HSM_OK ", \"certificates\": {\"a\": {\"common_name\": \"a.test\"},"
+               " \"a_chain\": {\"common_name\": \"b.test\"}}}",
+               "the chain file of \"a\"");
+    /* One key type per certificate: empty suffixes are fine. */
+    ks_err err = {{0}};
+    write_config(f, "{" HSM_OK ", \"key_type_suffixes\": {\"rsa\": \"\", \"ecdsa\": \"\"},"
+                    " \"certificates\": {\"a.test\": {\"key_types\": [\"ecdsa\"]}}}");
+    ks_config *cfg = ks_config_load(f->path, &err);
+    if (cfg == NULL)
+        fail_msg("rejected: %s", err.msg);
+    ks_config_free(cfg);
+}
+
 static void test_hyphen_labels(void **state)
 {
     fixture *f = *state;
@@ -540,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_alt_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_dns_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hyphen_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_collisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hsm_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_size_1024_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_url_must_be_https, setup, teardown),

@@ -118,12 +118,21 @@ static void test_poll_sleep(void **state)
     assert_true(ks_now_ms() - t0 >= 1000);
     assert_int_equal(interval, 2000);
 
-    /* Retry-After 0 wins over the interval: no sleep at all. */
+    /* Retry-After 0 (or a past date) must not make a busy loop: the
+     * interval is still slept. */
     r.retry_after = "0";
-    interval = 60000;
+    interval = 100;
     t0 = ks_now_ms();
-    assert_int_equal(acme_poll_sleep(&r, &interval, t0 + 1000, "order", &err), 0);
-    assert_true(ks_now_ms() - t0 < 500);
+    assert_int_equal(acme_poll_sleep(&r, &interval, t0 + 5000, "order", &err), 0);
+    assert_true(ks_now_ms() - t0 >= 100);
+    assert_int_equal(interval, 200);
+
+    /* A Retry-After longer than the interval is honoured. */
+    r.retry_after = "1";
+    interval = 10;
+    t0 = ks_now_ms();
+    assert_int_equal(acme_poll_sleep(&r, &interval, t0 + 5000, "order", &err), 0);
+    assert_true(ks_now_ms() - t0 >= 1000);
 
     /* A Retry-After beyond the deadline fails at once, naming what waited. */
     r.retry_after = "600";
