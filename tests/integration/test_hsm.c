@@ -14,6 +14,7 @@
 #include "csr.h"
 #include "jws.h"
 #include "signer.h"
+#include "soft_key.h"
 
 #include <json-c/json.h>
 #include <openssl/ec.h>
@@ -50,21 +51,11 @@ static int verify_jws_sig(EVP_PKEY *pub, const char *alg, const unsigned char *i
     const EVP_MD *md = strcmp(alg, "ES384") == 0   ? EVP_sha384()
                        : strcmp(alg, "ES512") == 0 ? EVP_sha512()
                                                    : EVP_sha256();
-    unsigned char *der = NULL;
-    int der_len = 0;
-    if (alg[0] == 'E') {
-        ECDSA_SIG *es = ECDSA_SIG_new();
-        ECDSA_SIG_set0(es, BN_bin2bn(sig, (int)sig_len / 2, NULL),
-                       BN_bin2bn(sig + sig_len / 2, (int)sig_len / 2, NULL));
-        der_len = i2d_ECDSA_SIG(es, &der);
-        ECDSA_SIG_free(es);
-        sig = der;
-        sig_len = (size_t)der_len;
-    }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = EVP_DigestVerifyInit(ctx, NULL, md, NULL, pub) == 1 &&
-             EVP_DigestVerify(ctx, sig, sig_len, in, len) == 1;
-    EVP_MD_CTX_free(ctx);
+    if (alg[0] != 'E')
+        return soft_digest_verify(pub, md, in, len, sig, sig_len);
+    size_t der_len = 0;
+    unsigned char *der = soft_ecdsa_raw_to_der(sig, sig_len, &der_len);
+    int ok = der != NULL && soft_digest_verify(pub, md, in, len, der, der_len);
     OPENSSL_free(der);
     return ok;
 }

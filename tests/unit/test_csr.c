@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "csr.h"
+#include "soft_key.h"
 #include "ks_err.h"
 
 #include <openssl/bn.h>
@@ -82,44 +83,6 @@ typedef struct soft_token {
     int last_md_nid;
 } soft_token;
 
-static unsigned char *digest_sign(EVP_PKEY *key, int md_nid, const unsigned char *in, size_t in_len,
-                                  size_t *sig_len)
-{
-    const EVP_MD *md = EVP_get_digestbynid(md_nid);
-    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-    unsigned char *sig = NULL;
-    size_t len = 0;
-    if (md != NULL && mctx != NULL && EVP_DigestSignInit(mctx, NULL, md, NULL, key) == 1 &&
-        EVP_DigestSign(mctx, NULL, &len, in, in_len) == 1) {
-        sig = malloc(len);
-        if (sig != NULL && EVP_DigestSign(mctx, sig, &len, in, in_len) != 1) {
-            free(sig);
-            sig = NULL;
-        }
-    }
-    EVP_MD_CTX_free(mctx);
-    *sig_len = len;
-    return sig;
-}
-
-static unsigned char *der_to_raw(const unsigned char *der, size_t der_len, size_t width)
-{
-    const unsigned char *p = der;
-    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (es == NULL)
-        return NULL;
-    const BIGNUM *r = NULL, *s = NULL;
-    ECDSA_SIG_get0(es, &r, &s);
-    unsigned char *raw = malloc(2 * width);
-    if (raw != NULL &&
-        (BN_bn2binpad(r, raw, (int)width) < 0 || BN_bn2binpad(s, raw + width, (int)width) < 0)) {
-        free(raw);
-        raw = NULL;
-    }
-    ECDSA_SIG_free(es);
-    return raw;
-}
-
 static int soft_sign(void *ctx, int md_nid, const unsigned char *tbs, size_t tbs_len,
                      unsigned char **sig, size_t *sig_len, ks_err *err)
 {
@@ -138,7 +101,8 @@ static int soft_sign(void *ctx, int md_nid, const unsigned char *tbs, size_t tbs
         return 0;
     }
     size_t der_len = 0;
-    unsigned char *der = digest_sign(t->key, md_nid, tbs, tbs_len, &der_len);
+    unsigned char *der =
+        soft_digest_sign(t->key, EVP_get_digestbynid(md_nid), tbs, tbs_len, &der_len);
     if (der == NULL)
         return ks_fail(err, "software signing failed");
     if (t->coord_len == 0) {
@@ -146,7 +110,7 @@ static int soft_sign(void *ctx, int md_nid, const unsigned char *tbs, size_t tbs
         *sig_len = der_len;
         return 0;
     }
-    *sig = der_to_raw(der, der_len, t->coord_len);
+    *sig = soft_ecdsa_der_to_raw(der, der_len, t->coord_len);
     *sig_len = 2 * t->coord_len;
     free(der);
     return *sig ? 0 : ks_fail(err, "bad DER from OpenSSL");

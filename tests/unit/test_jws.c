@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "jws.h"
+#include "soft_key.h"
 #include "ks_err.h"
 
 #include <json-c/json.h>
@@ -109,72 +110,6 @@ static unsigned char *ref_b64url_decode(const char *in, size_t *out_len)
     return out;
 }
 
-static unsigned char *digest_sign(EVP_PKEY *key, const EVP_MD *md, const unsigned char *in,
-                                  size_t in_len, size_t *sig_len)
-{
-    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-    unsigned char *sig = NULL;
-    size_t len = 0;
-    if (mctx != NULL && EVP_DigestSignInit(mctx, NULL, md, NULL, key) == 1 &&
-        EVP_DigestSign(mctx, NULL, &len, in, in_len) == 1) {
-        sig = malloc(len);
-        if (sig != NULL && EVP_DigestSign(mctx, sig, &len, in, in_len) != 1) {
-            free(sig);
-            sig = NULL;
-        }
-    }
-    EVP_MD_CTX_free(mctx);
-    *sig_len = len;
-    return sig;
-}
-
-static int digest_verify(EVP_PKEY *key, const EVP_MD *md, const unsigned char *in, size_t in_len,
-                         const unsigned char *sig, size_t sig_len)
-{
-    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-    int ok = mctx != NULL && EVP_DigestVerifyInit(mctx, NULL, md, NULL, key) == 1 &&
-             EVP_DigestVerify(mctx, sig, sig_len, in, in_len) == 1;
-    EVP_MD_CTX_free(mctx);
-    return ok;
-}
-
-/* DER ECDSA-Sig-Value -> fixed-width r||s (malloc'd). */
-static unsigned char *ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t width)
-{
-    const unsigned char *p = der;
-    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-    if (es == NULL)
-        return NULL;
-    const BIGNUM *r = NULL, *s = NULL;
-    ECDSA_SIG_get0(es, &r, &s);
-    unsigned char *raw = malloc(2 * width);
-    if (raw != NULL &&
-        (BN_bn2binpad(r, raw, (int)width) < 0 || BN_bn2binpad(s, raw + width, (int)width) < 0)) {
-        free(raw);
-        raw = NULL;
-    }
-    ECDSA_SIG_free(es);
-    return raw;
-}
-
-/* Fixed-width r||s -> DER (OPENSSL_free). */
-static unsigned char *ecdsa_raw_to_der(const unsigned char *raw, size_t raw_len, size_t *der_len)
-{
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(raw, (int)(raw_len / 2), NULL);
-    BIGNUM *s = BN_bin2bn(raw + raw_len / 2, (int)(raw_len / 2), NULL);
-    assert_non_null(es);
-    assert_non_null(r);
-    assert_non_null(s);
-    assert_int_equal(ECDSA_SIG_set0(es, r, s), 1);
-    unsigned char *der = NULL;
-    int n = i2d_ECDSA_SIG(es, &der);
-    ECDSA_SIG_free(es);
-    assert_true(n > 0);
-    *der_len = (size_t)n;
-    return der;
-}
-
 /* ---- the software acme_signer --------------------------------------------- */
 
 typedef struct soft_signer {
@@ -193,14 +128,14 @@ static int soft_sign(void *ctx, const unsigned char *input, size_t input_len, un
     if (s->mode == 3)
         return ks_fail(err, "token said no");
     size_t der_len = 0;
-    unsigned char *der = digest_sign(s->key, md_for_alg(s->alg), input, input_len, &der_len);
+    unsigned char *der = soft_digest_sign(s->key, md_for_alg(s->alg), input, input_len, &der_len);
     if (der == NULL)
         return ks_fail(err, "software signing failed");
     if (s->coord_len == 0 || s->mode == 2) {
         *sig = der;
         *sig_len = der_len;
     } else {
-        *sig = ecdsa_der_to_raw(der, der_len, s->coord_len);
+        *sig = soft_ecdsa_der_to_raw(der, der_len, s->coord_len);
         *sig_len = 2 * s->coord_len;
         free(der);
         if (*sig == NULL)
@@ -540,13 +475,14 @@ static int jws_signature_ok(const parsed_jws *p, EVP_PKEY *key, int kind, const 
 {
     const EVP_MD *md = md_for_alg(kinds[kind].alg);
     if (kinds[kind].coord_len == 0)
-        return digest_verify(key, md, (const unsigned char *)input, strlen(input), p->sig,
+        return soft_digest_verify(key, md, (const unsigned char *)input, strlen(input), p->sig,
                              p->sig_len);
     if (p->sig_len != 2 * kinds[kind].coord_len)
         return 0;
     size_t der_len = 0;
-    unsigned char *der = ecdsa_raw_to_der(p->sig, p->sig_len, &der_len);
-    int ok = digest_verify(key, md, (const unsigned char *)input, strlen(input), der, der_len);
+    unsigned char *der = soft_ecdsa_raw_to_der(p->sig, p->sig_len, &der_len);
+    assert_non_null(der);
+    int ok = soft_digest_verify(key, md, (const unsigned char *)input, strlen(input), der, der_len);
     OPENSSL_free(der);
     return ok;
 }
@@ -613,7 +549,7 @@ static void check_jws_for_kind(int kind, const char *kid, const char *nonce, con
     if (kinds[kind].coord_len == 0) {
         /* PKCS#1 v1.5 is deterministic: an independent signature is identical. */
         size_t ref_len = 0;
-        unsigned char *ref = digest_sign(keys[kind], EVP_sha256(), (const unsigned char *)input,
+        unsigned char *ref = soft_digest_sign(keys[kind], EVP_sha256(), (const unsigned char *)input,
                                          strlen(input), &ref_len);
         assert_non_null(ref);
         assert_int_equal(ref_len, p.sig_len);

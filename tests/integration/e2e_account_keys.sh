@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The ACME account key in the token in each kind the CA accepts: RSA-2048
+# (RS256) and P-384 (ES384); pebble verifies every JWS the token signs.
+. "$(dirname "$0")/lib.sh"
+rig_load
+[ -n "${PG_CONNINFO:-}" ] || fail "this test needs the rig's PostgreSQL"
+test_setup acctkeys
+cd "$WORK"
+
+for variant in "rsa 2048" "ecdsa secp384r1"; do
+    set -- $variant
+    kind=$1
+    if [ "$kind" = rsa ]; then account="{\"email\": \"a@example.test\", \"key_type\": \"rsa\", \"key_size\": $2}"
+    else account="{\"email\": \"a@example.test\", \"key_type\": \"ecdsa\", \"key_curve\": \"$2\"}"; fi
+    name="acct-$kind.test"
+    write_config "$kind.json" "{\"$name\": {\"key_types\": [\"ecdsa\"]}}" "{\"$name\": \"$WEBROOT\"}"
+    # Each variant gets its own database: one account per CA per database.
+    db="ks_acct_${kind}_$$"
+    psql "$PG_CONNINFO" -qAt -c "CREATE DATABASE \"$db\"" >/dev/null
+    sed -i "s|dbname=[a-z0-9_]*|dbname=$db|" "$kind.json"
+    sed -i "s|\"account\": {[^}]*}|\"account\": $account|" "$kind.json"
+    run_keysvc run --config "$kind.json"
+    assert_eq 0 "$RUN_RC" "$kind account key ($2): certificate issued"
+    assert_contains run.out "registered ACME account" "$kind account registered"
+    params=$(psql "host=$PG_SOCKET_DIR port=5432 user=postgres dbname=$db" -qAt \
+        -c "SELECT key_type || ' ' || params FROM keys WHERE purpose = 'account'")
+    expected=$([ "$kind" = rsa ] && echo "rsa rsa$2" || echo "ecdsa $2")
+    assert_eq "$expected" "$params" "$kind account key recorded as $expected"
+done
