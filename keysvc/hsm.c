@@ -590,6 +590,66 @@ int hsm_key_exists(hsm *h, const unsigned char *id, size_t id_len, ks_err *err)
     return priv;
 }
 
+/* Appends the CKA_ID of one object; IDs longer than hsm_key_id holds are
+ * not keysvc's and are skipped. */
+static int append_key_id(hsm *h, CK_OBJECT_HANDLE obj, hsm_key_id **ids, size_t *n, size_t *cap,
+                         ks_err *err)
+{
+    hsm_key_id one = {0};
+    CK_ATTRIBUTE a = {CKA_ID, one.id, sizeof(one.id)};
+    CK_RV rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
+    if (rv == CKR_BUFFER_TOO_SMALL)
+        return 0;
+    if (rv != CKR_OK)
+        return fail_rv(err, "C_GetAttributeValue(CKA_ID)", rv);
+    one.len = a.ulValueLen;
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        hsm_key_id *grown = realloc(*ids, ncap * sizeof(*grown));
+        if (grown == NULL)
+            return ks_fail(err, "out of memory");
+        *ids = grown;
+        *cap = ncap;
+    }
+    (*ids)[(*n)++] = one;
+    return 0;
+}
+
+int hsm_list_private_key_ids(hsm *h, hsm_key_id **ids, size_t *n, ks_err *err)
+{
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}};
+    size_t cap = 0;
+    *ids = NULL;
+    *n = 0;
+    CK_RV rv = P11(h, C_FindObjectsInit, h->session, tmpl, 1);
+    if (rv != CKR_OK)
+        return fail_rv(err, "C_FindObjectsInit", rv);
+    int rc = 0;
+    for (;;) {
+        CK_OBJECT_HANDLE batch[128];
+        CK_ULONG got = 0;
+        rv = P11(h, C_FindObjects, h->session, batch, 128, &got);
+        if (rv != CKR_OK) {
+            rc = fail_rv(err, "C_FindObjects", rv);
+            break;
+        }
+        if (got == 0)
+            break;
+        for (CK_ULONG i = 0; i < got && rc == 0; i++)
+            rc = append_key_id(h, batch[i], ids, n, &cap, err);
+        if (rc < 0)
+            break;
+    }
+    P11(h, C_FindObjectsFinal, h->session);
+    if (rc < 0) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 int hsm_destroy_key(hsm *h, const unsigned char *id, size_t id_len, ks_err *err)
 {
     CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};

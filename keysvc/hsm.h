@@ -82,6 +82,17 @@ int hsm_sign(hsm *h, const unsigned char *id, size_t id_len, int md_nid,
  * (including a half-present key, which is reported). */
 int hsm_key_exists(hsm *h, const unsigned char *id, size_t id_len, ks_err *err);
 
+/* A CKA_ID as read from the token. */
+typedef struct hsm_key_id {
+    unsigned char id[64];
+    size_t len;
+} hsm_key_id;
+
+/* The CKA_IDs of every private key on the token, from one search (SoftHSM
+ * reads every object file for each search, so one search per key would make
+ * a run over n keys cost n^2).  *ids is newly allocated (caller frees). */
+int hsm_list_private_key_ids(hsm *h, hsm_key_id **ids, size_t *n, ks_err *err);
+
 /* Destroys both halves of a key (whatever of them exists). */
 int hsm_destroy_key(hsm *h, const unsigned char *id, size_t id_len, ks_err *err);
 

@@ -67,6 +67,30 @@ static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert
     return NULL;
 }
 
+static int compare_keyref(const void *a, const void *b)
+{
+    const ks_keyref *x = a, *y = b;
+    if (x->id_len != y->id_len)
+        return x->id_len < y->id_len ? -1 : 1;
+    return memcmp(x->id, y->id, x->id_len);
+}
+
+/* 1 when the key is among the token's private keys.  The token is searched
+ * once per run: a search per key costs a pass over every object each time. */
+static int token_has_key(ks_run *run, const ks_keyref *ref, ks_err *err)
+{
+    if (!run->token_keys_loaded) {
+        if (ks_signer_list_keys(run->signer, &run->token_keys, &run->n_token_keys, err) < 0)
+            return -1;
+        qsort(run->token_keys, run->n_token_keys, sizeof(*run->token_keys), compare_keyref);
+        run->token_keys_loaded = 1;
+    }
+    if (strcmp(ref->token_serial, ks_signer_token(run->signer)->serial) != 0)
+        return ks_fail(err, "key belongs to token serial %s, not to the configured token",
+                       ref->token_serial);
+    return bsearch(ref, run->token_keys, run->n_token_keys, sizeof(*ref), compare_keyref) != NULL;
+}
+
 /* A current certificate only needs its files to match what is stored, and
  * its key to still be in the token. */
 static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type type,
@@ -75,7 +99,7 @@ static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type typ
     ks_keyref ref;
     if (ks_keyref_from_row(key, &ref, err) < 0)
         return -1;
-    int present = ks_signer_key_exists(run->signer, &ref, err);
+    int present = token_has_key(run, &ref, err);
     if (present == 0)
         return ks_fail(err, "%s (%s): key %s is missing from the token", cert->name,
                        ks_key_type_name(type), key->label);
@@ -187,6 +211,7 @@ out:
         ks_error("%s", err.msg);
     acme_client_free(run.acme);
     free(run.account_jwk);
+    free(run.token_keys);
     store_key_clear(&run.account_key);
     store_close(run.db);
     ks_signer_close(run.signer);

@@ -41,6 +41,11 @@ typedef struct ks_run {
     /* Setting up the CA or the account failed once: later certificates of
      * this run are not ordered (their files are still kept in step). */
     int account_failed;
+    /* The token's private keys, listed once per run when first needed and
+     * sorted for bsearch (see keep_current in run.c). */
+    ks_keyref *token_keys;
+    size_t n_token_keys;
+    int token_keys_loaded;
 } ks_run;
 
 /* Runs the job; returns an enum ks_exit value.  Errors are reported on

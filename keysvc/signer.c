@@ -112,6 +112,27 @@ int ks_signer_key_exists(ks_signer *s, const ks_keyref *ref, ks_err *err)
     return hsm_key_exists(s->hsm, ref->id, ref->id_len, err);
 }
 
+int ks_signer_list_keys(ks_signer *s, ks_keyref **refs, size_t *n, ks_err *err)
+{
+    hsm_key_id *ids = NULL;
+    *refs = NULL;
+    if (hsm_list_private_key_ids(s->hsm, &ids, n, err) < 0)
+        return -1;
+    *refs = calloc(*n ? *n : 1, sizeof(**refs));
+    if (*refs == NULL) {
+        free(ids);
+        return ks_fail(err, "out of memory");
+    }
+    const char *serial = hsm_token(s->hsm)->serial;
+    for (size_t i = 0; i < *n; i++) {
+        snprintf((*refs)[i].token_serial, sizeof((*refs)[i].token_serial), "%s", serial);
+        memcpy((*refs)[i].id, ids[i].id, ids[i].len);
+        (*refs)[i].id_len = ids[i].len;
+    }
+    free(ids);
+    return 0;
+}
+
 int ks_signer_destroy(ks_signer *s, const ks_keyref *ref, ks_err *err)
 {
     if (check_ref(s, ref, err) < 0)

@@ -55,6 +55,10 @@ int ks_signer_sign_csr(ks_signer *s, const ks_keyref *ref, int md_nid, const uns
 
 /* 1 present, 0 absent, -1 error. */
 int ks_signer_key_exists(ks_signer *s, const ks_keyref *ref, ks_err *err);
+
+/* Every private key on the signer's token, as references (one token search;
+ * caller frees *refs). */
+int ks_signer_list_keys(ks_signer *s, ks_keyref **refs, size_t *n, ks_err *err);
 int ks_signer_destroy(ks_signer *s, const ks_keyref *ref, ks_err *err);
 int ks_signer_inspect(ks_signer *s, const ks_keyref *ref, hsm_key_attrs *out, ks_err *err);
 

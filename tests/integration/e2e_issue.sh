@@ -87,3 +87,14 @@ assert_eq 2 "$(sql "SELECT count(*) FROM orders")" "no new order for a missing f
 cmp -s chain.saved out/certs/example.test_chain.rsa.pem || fail "restored chain differs from the original"
 pass "chain file restored byte for byte"
 assert_eq 3 "$(token_key_count)" "still three key pairs on the token"
+
+# A key deleted from the token behind keysvc's back is reported, never
+# silently replaced, and nothing else is touched.
+rsa_id=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE name = 'example.test' AND key_type = 'rsa'")
+pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --login --pin "$(cat "$KS_PIN_FILE")" \
+    --delete-object --type privkey --id "$rsa_id" >/dev/null 2>&1 || fail "could not delete the test key"
+before=$(state_snapshot)
+run_keysvc run --config keysvc.json
+assert_eq 2 "$RUN_RC" "a run with a key missing from the token fails"
+assert_contains run.out "key cert:example.test:rsa:primary is missing from the token" "the missing key is named"
+assert_eq "$before" "$(state_snapshot)" "no key generated and no file touched for the missing key"
