@@ -218,6 +218,12 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
         ks_fail(err, "%s %s: %s", method, url,
                 curl_detail[0] ? curl_detail : curl_easy_strerror(rc));
         result = classify_curl_error(rc);
+        /* A timeout before a single byte of the request went out (in the
+         * connect or TLS phase) left the server nothing to act on. */
+        long sent = 0;
+        if (result == ACME_HTTP_TRANSIENT &&
+            curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent == 0)
+            result = ACME_HTTP_NOT_SENT;
     }
     if (result != ACME_HTTP_OK) {
         free(sink.data);

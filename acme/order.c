@@ -361,9 +361,12 @@ int acme_order_finalize(acme_client *c, acme_order *o, const unsigned char *csr_
         if (acme_order_fetch(c, o, err) < 0)
             return -1;
     }
-    if (strcmp(o->status, "ready") == 0 &&
-        post_finalize(c, o, csr_der, csr_len, &last, err) < 0 && !finalize_went_through(c, o))
-        return -1;
+    if (strcmp(o->status, "ready") == 0 && post_finalize(c, o, csr_der, csr_len, &last, err) < 0) {
+        if (!finalize_went_through(c, o))
+            return -1;
+        ks_info("%s: finalize failed (%s) but the order is %s; polling it", o->url,
+                err ? err->msg : "", o->status);
+    }
     long long deadline = ks_now_ms() + c->poll_timeout_ms;
     long long interval = POLL_FIRST_MS;
     while (strcmp(o->status, "valid") != 0) {

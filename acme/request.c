@@ -196,22 +196,27 @@ static enum attempt classify(acme_client *c, int rc, acme_response *resp, int id
     return out;
 }
 
-/* GET or HEAD: harmless to repeat, no nonce needed. */
+/* GET or HEAD: harmless to repeat, no nonce needed.  `b` is the budget of
+ * the request this one serves (NULL: its own). */
 static int request_idempotent(acme_client *c, const char *method, const char *url,
                               const char *accept, size_t max_body, acme_response *resp,
-                              ks_err *err)
+                              retry_budget *outer, ks_err *err)
 {
-    retry_budget b;
-    budget_start(&b, c->max_wait_ms);
+    retry_budget own;
+    retry_budget *b = outer;
+    if (b == NULL) {
+        budget_start(&own, c->max_wait_ms);
+        b = &own;
+    }
     for (;;) {
         char why[KS_ERR_MAX];
         long long server_wait;
         int rc = acme_http_request(c->http, method, url, NULL, accept, max_body, resp, err);
-        enum attempt a = classify(c, rc, resp, 1, &b, &server_wait, why, sizeof(why), err);
+        enum attempt a = classify(c, rc, resp, 1, b, &server_wait, why, sizeof(why), err);
         if (a == ATTEMPT_DONE)
             return 0;
         if (a == ATTEMPT_FAIL ||
-            (a == ATTEMPT_RETRY && budget_wait(&b, server_wait, method, url, why, err) < 0))
+            (a == ATTEMPT_RETRY && budget_wait(b, server_wait, method, url, why, err) < 0))
             return -1;
     }
 }
@@ -219,15 +224,15 @@ static int request_idempotent(acme_client *c, const char *method, const char *ur
 int acme_get(acme_client *c, const char *url, const char *accept, size_t max_body,
              acme_response *resp, ks_err *err)
 {
-    return request_idempotent(c, "GET", url, accept, max_body, resp, err);
+    return request_idempotent(c, "GET", url, accept, max_body, resp, NULL, err);
 }
 
-static int fetch_nonce(acme_client *c, ks_err *err)
+static int fetch_nonce(acme_client *c, retry_budget *b, ks_err *err)
 {
     if (c->new_nonce_url == NULL)
         return ks_fail(err, "the ACME directory has not been loaded");
     acme_response resp;
-    if (request_idempotent(c, "HEAD", c->new_nonce_url, NULL, ACME_MAX_BODY, &resp, err) < 0)
+    if (request_idempotent(c, "HEAD", c->new_nonce_url, NULL, ACME_MAX_BODY, &resp, b, err) < 0)
         return ks_failp(err, "getting a nonce");
     long status = resp.status;
     acme_response_clear(&resp);
@@ -238,9 +243,9 @@ static int fetch_nonce(acme_client *c, ks_err *err)
 
 /* One signed POST with whatever nonce we hold; the nonce is consumed. */
 static int post_once(acme_client *c, const char *url, const char *payload, const char *accept,
-                     size_t max_body, acme_response *resp, ks_err *err)
+                     size_t max_body, acme_response *resp, retry_budget *b, ks_err *err)
 {
-    if (c->nonce == NULL && fetch_nonce(c, err) < 0)
+    if (c->nonce == NULL && fetch_nonce(c, b, err) < 0)
         return ACME_HTTP_FATAL;
     char *nonce = c->nonce;
     c->nonce = NULL;
@@ -266,7 +271,7 @@ int acme_post(acme_client *c, const char *url, const char *payload, const char *
     for (;;) {
         char why[KS_ERR_MAX];
         long long server_wait;
-        int rc = post_once(c, url, payload, accept, max_body, resp, err);
+        int rc = post_once(c, url, payload, accept, max_body, resp, &b, err);
         enum attempt a = classify(c, rc, resp, idempotent, &b, &server_wait, why, sizeof(why),
                                   err);
         if (a == ATTEMPT_DONE)

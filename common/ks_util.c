@@ -159,6 +159,18 @@ int ks_file_equals(const char *path, const void *data, size_t len)
     return same;
 }
 
+/* Sets the mode of a directory we just made, through a descriptor opened
+ * without following symlinks, so a swapped-in link cannot redirect it. */
+static int chmod_created_dir(const char *dir, mode_t mode)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fchmod(fd, mode);
+    close(fd);
+    return rc;
+}
+
 int ks_mkdirs(const char *path, mode_t mode, ks_err *err)
 {
     char *copy = strdup(path);
@@ -170,7 +182,7 @@ int ks_mkdirs(const char *path, mode_t mode, ks_err *err)
             continue;
         *p = '\0';
         int made = mkdir(copy, mode) == 0;
-        if ((!made && errno != EEXIST) || (made && chmod(copy, mode) < 0)) {
+        if ((!made && errno != EEXIST) || (made && chmod_created_dir(copy, mode) < 0)) {
             ks_fail(err, "cannot create directory %s: %s", copy, strerror(errno));
             free(copy);
             return -1;

@@ -150,16 +150,36 @@ static int opt_int(cfgp *p, json_object *obj, const char *path, const char *key,
     return 0;
 }
 
+/* Collapses "//" and "/./" and drops a trailing "/" in place, so that one
+ * directory has one spelling (the output collision check compares them). */
+static void tidy_path(char *path)
+{
+    char *out = path;
+    for (const char *in = path; *in;) {
+        if (in[0] == '/' && (in[1] == '/' || (in[1] == '.' && (in[2] == '/' || in[2] == '\0')))) {
+            in += in[1] == '/' ? 1 : 2;
+            continue;
+        }
+        *out++ = *in++;
+    }
+    *out = '\0';
+    while (out - path > 1 && out[-1] == '/')
+        *--out = '\0';
+}
+
 /* Makes a configured path absolute against the config file's directory. */
 static int resolve_dir(cfgp *p, char **dir)
 {
-    if (*dir == NULL || (*dir)[0] == '/')
+    if (*dir == NULL)
         return 0;
-    char *abs = ks_strdup_printf("%s/%s", p->base_dir, *dir);
-    if (abs == NULL)
-        return ks_fail(p->err, "out of memory");
-    free(*dir);
-    *dir = abs;
+    if ((*dir)[0] != '/') {
+        char *abs = ks_strdup_printf("%s/%s", p->base_dir, *dir);
+        if (abs == NULL)
+            return ks_fail(p->err, "out of memory");
+        free(*dir);
+        *dir = abs;
+    }
+    tidy_path(*dir);
     return 0;
 }
 

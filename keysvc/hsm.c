@@ -515,8 +515,8 @@ static int digest_info(int md_nid, const unsigned char *dg, size_t dg_len, unsig
 }
 
 /* Large enough for every signature keysvc makes (RSA-4096: 512 bytes, P-521:
- * 132): one C_Sign call, so no operation is left active if a second call
- * could not be made. */
+ * 132): one C_Sign call with a buffer that is always big enough, instead of
+ * a length query followed by a second call. */
 #define SIG_MAX 1024
 
 static int sign_raw(hsm *h, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE mech_type,
@@ -598,7 +598,12 @@ static int append_key_id(hsm *h, CK_OBJECT_HANDLE obj, hsm_key_id **ids, size_t 
     hsm_key_id one = {0};
     CK_ATTRIBUTE a = {CKA_ID, one.id, sizeof(one.id)};
     CK_RV rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
-    if (rv == CKR_BUFFER_TOO_SMALL)
+    /* Objects with an ID that is too long or unreadable are someone else's;
+     * a module that says OK with an impossible length is not believed. */
+    if (rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_SENSITIVE ||
+        rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+        (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION ||
+                          a.ulValueLen > sizeof(one.id))))
         return 0;
     if (rv != CKR_OK)
         return fail_rv(err, "C_GetAttributeValue(CKA_ID)", rv);

@@ -33,6 +33,7 @@ typedef struct issue_ctx {
     acme_order order;
     acme_authz *authz;
     size_t n_authz; /* the order's list may change when the order is refreshed */
+    int certificate_stored; /* the certificate row is committed */
     published *published;
     size_t n_published;
 } issue_ctx;
@@ -216,6 +217,7 @@ static int keep_certificate(issue_ctx *ic, const char *pem, ks_err *err)
                             err) < 0 ||
         store_cert_insert_current(ic->run->db, &sc, err) < 0)
         goto out;
+    ic->certificate_stored = 1;
     ic->run->changed = 1;
     if (!ic->run->opts->quiet) {
         char expires[32];
@@ -270,8 +272,11 @@ int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *
     if (ks_account_ensure(run, err) < 0 || record_order(&ic, err) < 0)
         goto out;
     rc = run_order(&ic, err);
+    /* Once its certificate is stored the order succeeded, even if writing
+     * the files failed afterwards (the next run writes them). */
+    int valid = rc == 0 || ic.certificate_stored;
     ks_err ignored;
-    if (store_order_update(run->db, ic.order_row.id, NULL, rc == 0 ? "valid" : "failed",
+    if (store_order_update(run->db, ic.order_row.id, NULL, valid ? "valid" : "failed",
                            rc == 0 ? NULL : err->msg, &ignored) < 0)
         ks_warn("could not record the order's outcome: %s", ignored.msg);
 out:

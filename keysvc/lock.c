@@ -4,13 +4,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
 
-/* The holder's pid, as it wrote it, for the message; 0 if unknown. */
+/* The holder's pid, as it wrote it, for the message; 0 if unknown or no
+ * longer running (another program may hold the lock). */
 static long holder_pid(int fd)
 {
     char buf[32] = "";
@@ -18,7 +20,8 @@ static long holder_pid(int fd)
     if (n <= 0)
         return 0;
     buf[n] = '\0';
-    return strtol(buf, NULL, 10);
+    long pid = strtol(buf, NULL, 10);
+    return pid > 0 && kill((pid_t)pid, 0) == 0 ? pid : 0;
 }
 
 int ks_state_lock(const char *state_dir, ks_err *err)
@@ -61,6 +64,11 @@ int ks_state_lock(const char *state_dir, ks_err *err)
 
 void ks_state_unlock(int fd)
 {
-    if (fd >= 0)
-        close(fd);
+    if (fd < 0)
+        return;
+    /* Still holding the lock: clear our pid so no one reads a stale one. */
+    if (ftruncate(fd, 0) < 0) {
+        /* Only the next holder's message could be poorer. */
+    }
+    close(fd);
 }

@@ -49,13 +49,23 @@ static char *pin_from_file(const char *path, size_t *len, ks_err *err)
     if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
         ks_warn("PIN file %s can be read by other users (mode %03o); chmod 600 it", path,
                 st.st_mode & 0777);
-    ssize_t n = read(fd, buf, sizeof(buf));
-    close(fd);
-    if (n < 0) {
-        ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
-        goto out;
+    /* Read to the end: a short read would cut the PIN, and a wrong PIN
+     * spends a login try. */
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
+            close(fd);
+            goto out;
+        }
+        if (n == 0 || (got += (size_t)n) == sizeof(buf))
+            break;
     }
-    *len = (size_t)n;
+    close(fd);
+    *len = got;
     if (*len > 0 && buf[*len - 1] == '\n')
         (*len)--;
     if (*len > 0 && buf[*len - 1] == '\r')

@@ -49,6 +49,17 @@ static int names_equal(const store_cert *have, const ks_cert_config *want)
     return 1;
 }
 
+/* Directory URLs compare equal with or without a trailing slash. */
+static int same_url(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 0 && a[la - 1] == '/')
+        la--;
+    while (lb > 0 && b[lb - 1] == '/')
+        lb--;
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
 /* Why a certificate must be issued now, or NULL when the stored one is good.
  * `primary` is the current primary key, NULL when there is none. */
 static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert,
@@ -56,7 +67,7 @@ static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert
 {
     if (!found)
         return "no certificate yet";
-    if (have->directory_url == NULL || strcmp(have->directory_url, cfg->acme_directory_url) != 0)
+    if (have->directory_url != NULL && !same_url(have->directory_url, cfg->acme_directory_url))
         return "the CA changed";
     if (!names_equal(have, cert))
         return "names changed";
@@ -75,20 +86,25 @@ static int compare_keyref(const void *a, const void *b)
     return memcmp(x->id, y->id, x->id_len);
 }
 
-/* 1 when the key is among the token's private keys.  The token is searched
- * once per run: a search per key costs a pass over every object each time. */
+/* 1 when the key is in the token.  The token is listed once per run (a
+ * search per key costs a pass over every object each time); a key missing
+ * from that list is searched for directly before it is declared gone, since
+ * another worker may have made it after the list was taken. */
 static int token_has_key(ks_run *run, const ks_keyref *ref, ks_err *err)
 {
     if (!run->token_keys_loaded) {
-        if (ks_signer_list_keys(run->signer, &run->token_keys, &run->n_token_keys, err) < 0)
-            return -1;
-        qsort(run->token_keys, run->n_token_keys, sizeof(*run->token_keys), compare_keyref);
+        ks_err list_err;
         run->token_keys_loaded = 1;
+        if (ks_signer_list_keys(run->signer, &run->token_keys, &run->n_token_keys, &list_err) < 0)
+            ks_warn("listing the token's keys failed (%s); checking keys one by one",
+                    list_err.msg);
+        else
+            qsort(run->token_keys, run->n_token_keys, sizeof(*run->token_keys), compare_keyref);
     }
-    if (strcmp(ref->token_serial, ks_signer_token(run->signer)->serial) != 0)
-        return ks_fail(err, "key belongs to token serial %s, not to the configured token",
-                       ref->token_serial);
-    return bsearch(ref, run->token_keys, run->n_token_keys, sizeof(*ref), compare_keyref) != NULL;
+    if (run->token_keys != NULL &&
+        bsearch(ref, run->token_keys, run->n_token_keys, sizeof(*ref), compare_keyref) != NULL)
+        return 1;
+    return ks_signer_key_exists(run->signer, ref, err);
 }
 
 /* A current certificate only needs its files to match what is stored, and
@@ -101,10 +117,9 @@ static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type typ
         return -1;
     int present = token_has_key(run, &ref, err);
     if (present == 0)
-        return ks_fail(err, "%s (%s): key %s is missing from the token", cert->name,
-                       ks_key_type_name(type), key->label);
-    if (present < 0)
-        return -1;
+        ks_fail(err, "it is missing from the token");
+    if (present <= 0)
+        return ks_failp(err, "%s (%s): key %s", cert->name, ks_key_type_name(type), key->label);
     return ks_output_write(run, cert, type, have, key, err);
 }
 
@@ -169,6 +184,22 @@ static store *open_database(const ks_config *cfg, pgcluster **cluster, ks_err *e
     return db;
 }
 
+/* Runs on other hosts may share the database: one run per tenant at a time,
+ * so that two never order the same certificate. */
+static int lock_tenant(store *db, const char *tenant, ks_err *err)
+{
+    char name[256];
+    int got = 0;
+    snprintf(name, sizeof(name), "keysvc:tenant:%s", tenant);
+    if (store_try_lock(db, name, &got, err) < 0)
+        return -1;
+    if (!got)
+        return ks_fail(err, "another keysvc run using this database is working for tenant "
+                            "\"%s\"; try again when it has finished",
+                       tenant);
+    return 0;
+}
+
 int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
 {
     ks_err err = {0};
@@ -193,7 +224,7 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
     if (run.signer == NULL)
         goto out;
     run.db = open_database(cfg, &cluster, &err);
-    if (run.db == NULL)
+    if (run.db == NULL || lock_tenant(run.db, run.tenant, &err) < 0)
         goto out;
     int failures = process_all(&run);
     if (failures > 0) {

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,18 @@ static int exec_simple(store *s, const char *what, const char *sql, ks_err *err)
     return res ? 0 : -1;
 }
 
+int store_try_lock(store *s, const char *name, int *got, ks_err *err)
+{
+    const char *params[] = {name};
+    PGresult *res = exec_params(s, "taking a lock",
+                                "SELECT pg_try_advisory_lock(hashtext($1))", 1, params, err);
+    if (res == NULL)
+        return -1;
+    *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
 int store_begin(store *s, ks_err *err)
 {
     return exec_simple(s, "BEGIN", "BEGIN", err);
@@ -128,11 +141,22 @@ int store_schema_version(store *s, int *version, ks_err *err)
     return 0;
 }
 
+/* Hex SHA-256 of a migration's text: an applied migration must never change. */
+static void migration_checksum(const store_migration *m, char hex[65])
+{
+    unsigned char digest[32];
+    unsigned int len = 0;
+    EVP_Digest(m->sql, strlen(m->sql), digest, &len, EVP_sha256(), NULL);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}
+
 static int apply_migration(store *s, const store_migration *m, ks_err *err)
 {
-    char version[16];
+    char version[16], checksum[65];
     snprintf(version, sizeof(version), "%d", m->version);
-    const char *params[] = {version, m->name};
+    migration_checksum(m, checksum);
+    const char *params[] = {version, m->name, checksum};
     if (store_begin(s, err) < 0)
         return -1;
     /* A migration file may hold several statements: simple query protocol. */
@@ -145,8 +169,9 @@ static int apply_migration(store *s, const store_migration *m, ks_err *err)
     }
     PQclear(res);
     res = exec_params(s, "recording migration",
-                      "INSERT INTO keysvc_schema_migrations (version, name) VALUES ($1, $2)", 2,
-                      params, err);
+                      "INSERT INTO keysvc_schema_migrations (version, name, checksum)"
+                      " VALUES ($1, $2, $3)",
+                      3, params, err);
     if (res == NULL) {
         store_rollback(s);
         return -1;
@@ -158,13 +183,46 @@ static int apply_migration(store *s, const store_migration *m, ks_err *err)
     return 0;
 }
 
+/* Every migration already applied must be byte for byte the one this
+ * program carries: an edited migration would leave databases that differ
+ * although their versions agree. */
+static int check_applied_checksums(store *s, ks_err *err)
+{
+    PGresult *res = exec_params(s, "reading applied migrations",
+                                "SELECT version, name, checksum FROM keysvc_schema_migrations"
+                                " ORDER BY version",
+                                0, NULL, err);
+    if (res == NULL)
+        return -1;
+    int rc = 0;
+    for (int row = 0; row < PQntuples(res) && rc == 0; row++) {
+        int version = (int)get_i64(res, row, 0);
+        for (unsigned i = 0; i < store_migration_count; i++) {
+            char want[65];
+            if (store_migrations[i].version != version)
+                continue;
+            migration_checksum(&store_migrations[i], want);
+            if (strcmp(want, PQgetvalue(res, row, 2)) != 0)
+                rc = ks_fail(err,
+                             "database: applied migration %s differs from this keysvc's copy "
+                             "(checksum mismatch); the schema files must never change once "
+                             "applied",
+                             PQgetvalue(res, row, 1));
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
 static int migrate_locked(store *s, ks_err *err)
 {
     if (exec_simple(s, "creating the migrations table",
                     "CREATE TABLE IF NOT EXISTS keysvc_schema_migrations ("
                     " version integer PRIMARY KEY, name text NOT NULL,"
+                    " checksum text NOT NULL,"
                     " applied_at timestamptz NOT NULL DEFAULT now())",
-                    err) < 0)
+                    err) < 0 ||
+        check_applied_checksums(s, err) < 0)
         return -1;
     int current = 0;
     if (store_schema_version(s, &current, err) < 0)

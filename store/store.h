@@ -30,6 +30,11 @@ int store_migrate(store *s, ks_err *err);
 /* Highest applied migration version (0 for an empty database). */
 int store_schema_version(store *s, int *version, ks_err *err);
 
+/* Takes the session-level advisory lock named `name` if it is free: *got is
+ * 1 when this connection now holds it (until it closes), 0 when another
+ * session does. */
+int store_try_lock(store *s, const char *name, int *got, ks_err *err);
+
 int store_begin(store *s, ks_err *err);
 int store_commit(store *s, ks_err *err);
 void store_rollback(store *s);

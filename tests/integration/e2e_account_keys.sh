@@ -26,4 +26,5 @@ for variant in "rsa 2048" "ecdsa secp384r1"; do
         -c "SELECT key_type || ' ' || params FROM keys WHERE purpose = 'account'")
     expected=$([ "$kind" = rsa ] && echo "rsa rsa$2" || echo "ecdsa $2")
     assert_eq "$expected" "$params" "$kind account key recorded as $expected"
+    psql "$PG_CONNINFO" -qAt -c "DROP DATABASE \"$db\"" >/dev/null
 done

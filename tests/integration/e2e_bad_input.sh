@@ -81,10 +81,31 @@ pass "no challenge file left behind"
 write_config locked.json "{$a_cert, $b_cert}" "$good_challenges"
 flock -o state/keysvc.lock sleep 30 &
 holder=$!
+trap 'pkill -P "$holder" sleep 2>/dev/null; test_cleanup' EXIT
 for _ in $(seq 50); do flock -n state/keysvc.lock true || break; sleep 0.1; done
 expect_failure locked.json "state directory locked" "holds $WORK/state/keysvc.lock" "try again"
 pkill -P "$holder" sleep || true
 wait "$holder" 2>/dev/null || true
+
+# Another run on another host (another state directory) works on the same
+# tenant in the same database.
+write_config dblocked.json "{$a_cert, $b_cert}" "$good_challenges"
+sed -i 's|"state": "state"|"state": "state-elsewhere"|' dblocked.json
+psql "$DB_CONNINFO application_name=ks-test-locker" -qAt \
+    -c "SELECT pg_advisory_lock(hashtext('keysvc:tenant:default'))" -c "SELECT pg_sleep(30)" \
+    >/dev/null 2>&1 &
+locker=$!
+trap 'kill "$locker" 2>/dev/null; sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"'"'ks-test-locker'"'"'" >/dev/null 2>&1; test_cleanup' EXIT
+for _ in $(seq 50); do
+    [ "$(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")" -gt 0 ] && break
+    sleep 0.1
+done
+expect_failure dblocked.json "tenant locked in the database" "another keysvc run using this database" 'tenant "default"'
+# Ending the client does not end its server session: end that too.
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+     WHERE application_name = 'ks-test-locker'" >/dev/null
+wait "$locker" 2>/dev/null || true
+trap test_cleanup EXIT
 
 # And the good configuration still has nothing to do afterwards.
 run_keysvc run --config good.json > /dev/null

@@ -96,5 +96,6 @@ pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --login --pin "$
 before=$(state_snapshot)
 run_keysvc run --config keysvc.json
 assert_eq 2 "$RUN_RC" "a run with a key missing from the token fails"
-assert_contains run.out "key cert:example.test:rsa:primary is missing from the token" "the missing key is named"
+assert_contains run.out "example.test (rsa): key cert:example.test:rsa:primary: token" "the damaged key is named"
+assert_contains run.out "has only the public half of a key" "what is wrong with it is said"
 assert_eq "$before" "$(state_snapshot)" "no key generated and no file touched for the missing key"

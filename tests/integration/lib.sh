@@ -117,8 +117,11 @@ token_key_count() {
 # mtime), token objects and, with a database, the rows of every table except
 # orders (every attempt is recorded there; tests check it separately).
 state_snapshot() {
+    local keys
+    # An assignment, not an argument: a failing count must end the test.
+    keys=$(token_key_count)
     find "$WORK/out" -type f -printf '%p %i %T@ ' -exec sha256sum {} \; | sort
-    echo "token keys: $(token_key_count)"
+    echo "token keys: $keys"
     if [ -n "$DB_CONNINFO" ]; then
         sql "SELECT (SELECT count(*) FROM keys), (SELECT count(*) FROM accounts),
                     (SELECT count(*) FROM certificates),
@@ -141,15 +144,17 @@ assert_challenges_removed() { # log
 # Runs SQL against keysvc's private PostgreSQL under $WORK/state, starting it
 # for the query and stopping it again (keysvc stops it after each run).
 private_sql() { # sql
-    local pgdir=$WORK/state/postgres bin
-    bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-    local as=()
-    [ "$(id -u)" -ne 0 ] || as=(runuser -u postgres --)
+    local pgdir=$WORK/state/postgres bin user as=()
+    # The binaries of the cluster's own version, as keysvc picks them.
+    bin=/usr/lib/postgresql/$(cat "$pgdir/data/PG_VERSION")/bin
+    # As root the cluster runs as postgres; otherwise as the caller, whose
+    # name is also the database superuser.
+    if [ "$(id -u)" -eq 0 ]; then as=(runuser -u postgres --); user=postgres; else user=$(id -un); fi
     "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/test-query.log" -w \
-        -o "-k $pgdir -c listen_addresses=''" start >/dev/null
+        -o "-k $pgdir -c listen_addresses=''" start >/dev/null || fail "cannot start the private cluster"
     local out rc=0
-    out=$(psql "host=$pgdir port=5432 user=postgres dbname=keysvc" -qAt -v ON_ERROR_STOP=1 -c "$1") || rc=$?
-    "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null
+    out=$(psql "host=$pgdir port=5432 user=$user dbname=keysvc" -qAt -v ON_ERROR_STOP=1 -c "$1") || rc=$?
+    "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null || fail "cannot stop the private cluster"
     [ "$rc" -eq 0 ] || fail "query on the private cluster failed"
     echo "$out"
 }

@@ -231,6 +231,36 @@ static void test_wrong_pin_and_missing_token(void **state)
     assert_non_null(strstr(err.msg, "\"ks-a\""));
 }
 
+/* One search lists every private key, across several C_FindObjects batches,
+ * and skips objects whose CKA_ID keysvc could not hold. */
+static void test_list_keys(void **state)
+{
+    (void)state;
+    enum { N = 140 };
+    ks_signer *s = open_token("ks-b");
+    ks_keyref made[N];
+    ks_err err = {0};
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ks_signer_generate(s, &specs[0], "many", &made[i], &err), 0);
+    ks_keyref *listed = NULL;
+    size_t n = 0;
+    assert_int_equal(ks_signer_list_keys(s, &listed, &n, &err), 0);
+    /* Ours, and not the foreign key with the 70-byte ID. */
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++) {
+        int found = 0;
+        for (size_t j = 0; j < n && !found; j++)
+            found = listed[j].id_len == made[i].id_len &&
+                    memcmp(listed[j].id, made[i].id, made[i].id_len) == 0;
+        if (!found)
+            fail_msg("key %d is missing from the listing", i);
+    }
+    free(listed);
+    for (int i = 0; i < N; i++)
+        ks_signer_destroy(s, &made[i], &err);
+    ks_signer_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_jws_request_signed_by_token),
         cmocka_unit_test(test_foreign_reference_refused),
         cmocka_unit_test(test_wrong_pin_and_missing_token),
+        cmocka_unit_test(test_list_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

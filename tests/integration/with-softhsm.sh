@@ -21,4 +21,8 @@ for label in ks-a ks-b; do
     softhsm2-util --init-token --free --label "$label" --so-pin 12345678 --pin "$pin" >/dev/null
 done
 export KS_PIN_FILE=$dir/pin KS_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so
+# A key that is not keysvc's: its 70-byte CKA_ID is longer than keysvc reads.
+long_id=$(printf 'ab%.0s' $(seq 70))
+pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label ks-b --login --pin "$pin" \
+    --keypairgen --key-type EC:prime256v1 --id "$long_id" --label foreign >/dev/null 2>&1
 "$@"

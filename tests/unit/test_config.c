@@ -471,7 +471,6 @@ static void test_invalid_dns_name(void **state)
                "http_challenges[\"bad host\"]");
 }
 
-/* LDH labels (RFC 1123, RFC 5890) neither start nor end with a hyphen. */
 /* Outputs that would land on one path are refused at load time. */
 static void test_output_collisions(void **state)
 {
@@ -484,6 +483,12 @@ static void test_output_collisions(void **state)
                "{" HSM_OK ", \"certificates\": {\"a\": {\"common_name\": \"a.test\"},"
                " \"a_chain\": {\"common_name\": \"b.test\"}}}",
                "the chain file of \"a\"");
+    /* One directory spelled two ways is still one directory. */
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"certificate\": \"c/\", \"chain\": \"./c//\"},"
+               " \"file_names\": {\"chain\": \"{name}{suffix}.pem\"},"
+               " \"certificates\": {\"a.test\": {\"key_types\": [\"ecdsa\"]}}}",
+               "would both be");
     /* One key type per certificate: empty suffixes are fine. */
     ks_err err = {{0}};
     write_config(f, "{" HSM_OK ", \"key_type_suffixes\": {\"rsa\": \"\", \"ecdsa\": \"\"},"
@@ -494,6 +499,7 @@ static void test_output_collisions(void **state)
     ks_config_free(cfg);
 }
 
+/* LDH labels (RFC 1123, RFC 5890) neither start nor end with a hyphen. */
 static void test_hyphen_labels(void **state)
 {
     fixture *f = *state;
