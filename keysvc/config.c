@@ -386,8 +386,8 @@ static int parse_suffixes(cfgp *p, ks_config *cfg, json_object *s)
     return 0;
 }
 
-static const char *const hsm_keys[] = {"module", "token", "token_serial", "pin_env", "pin_file",
-                                       NULL};
+static const char *const hsm_keys[] = {"module",   "token",    "token_serial",
+                                       "pin_env",  "pin_file", "server_pin_source", NULL};
 
 static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
 {
@@ -398,7 +398,8 @@ static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
         opt_string(p, h, "hsm", "token", 0, &cfg->hsm_token) < 0 ||
         opt_string(p, h, "hsm", "token_serial", 0, &cfg->hsm_token_serial) < 0 ||
         opt_string(p, h, "hsm", "pin_env", 0, &cfg->hsm_pin_env) < 0 ||
-        opt_string(p, h, "hsm", "pin_file", 0, &cfg->hsm_pin_file) < 0)
+        opt_string(p, h, "hsm", "pin_file", 0, &cfg->hsm_pin_file) < 0 ||
+        opt_string(p, h, "hsm", "server_pin_source", 0, &cfg->hsm_server_pin_source) < 0)
         return -1;
     if (cfg->hsm_token == NULL && cfg->hsm_token_serial == NULL)
         return cfail(p, "hsm.token", "name the token to use (\"token\", its label, or "
@@ -903,7 +904,8 @@ void ks_config_free(ks_config *cfg)
                         &cfg->fn_certificate, &cfg->fn_chain,        &cfg->fn_private_key,
                         &cfg->suffix[0],      &cfg->suffix[1],       &cfg->hsm_module,
                         &cfg->hsm_token,      &cfg->hsm_token_serial, &cfg->hsm_pin_env,
-                        &cfg->hsm_pin_file,   &cfg->database_url,    &cfg->database_run_as};
+                        &cfg->hsm_pin_file,   &cfg->hsm_server_pin_source,
+                        &cfg->database_url,   &cfg->database_run_as};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         free(*strings[i]);
     for (size_t i = 0; i < cfg->n_http_challenges; i++) {

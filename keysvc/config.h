@@ -76,6 +76,7 @@ typedef struct ks_config {
     char *hsm_token_serial; /* optional */
     char *hsm_pin_env;      /* exactly one of pin_env / pin_file */
     char *hsm_pin_file;
+    char *hsm_server_pin_source; /* pin-source for servers' key URIs, e.g. "file:/etc/x" */
 
     /* keysvc: the database; NULL url = private cluster under dir_state. */
     char *database_url;
