@@ -26,6 +26,8 @@ const char *acme_jws_alg_for_key(EVP_PKEY *pub)
 {
     if (EVP_PKEY_is_a(pub, "RSA"))
         return "RS256";
+    if (EVP_PKEY_is_a(pub, "ED25519"))
+        return "EdDSA";
     const ks_curve *c = key_curve(pub);
     return c ? c->jws_alg : NULL;
 }
@@ -33,7 +35,8 @@ const char *acme_jws_alg_for_key(EVP_PKEY *pub)
 size_t acme_jws_ec_coord_len(const char *alg)
 {
     const ks_curve *c = ks_curve_by_jws_alg(alg);
-    return c ? c->coord_len : 0;
+    /* Ed25519 signatures are also two 32-byte halves (R || S). */
+    return c ? c->coord_len : strcmp(alg, "EdDSA") == 0 ? 32 : 0;
 }
 
 /* base64url of a key parameter; `width` 0 means minimal big-endian bytes. */
@@ -100,10 +103,29 @@ static char *rsa_jwk(EVP_PKEY *pub, ks_err *err)
     return jwk;
 }
 
+/* RFC 8037: {"crv":"Ed25519","kty":"OKP","x":...}. */
+static char *ed25519_jwk(EVP_PKEY *pub, ks_err *err)
+{
+    unsigned char raw[32];
+    size_t len = sizeof(raw);
+    if (EVP_PKEY_get_raw_public_key(pub, raw, &len) != 1 || len != sizeof(raw)) {
+        ks_fail_openssl(err, "reading the Ed25519 public key");
+        return NULL;
+    }
+    char *x = b64url_encode_new(raw, len);
+    char *jwk = x ? ks_strdup_printf("{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", x) : NULL;
+    free(x);
+    if (jwk == NULL)
+        ks_fail(err, "out of memory");
+    return jwk;
+}
+
 char *acme_jwk_new(EVP_PKEY *pub, ks_err *err)
 {
     if (EVP_PKEY_is_a(pub, "EC"))
         return ec_jwk(pub, err);
+    if (EVP_PKEY_is_a(pub, "ED25519"))
+        return ed25519_jwk(pub, err);
     if (EVP_PKEY_is_a(pub, "RSA"))
         return rsa_jwk(pub, err);
     ks_fail(err, "unsupported key type for a JWK");

@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 
 /* The JWS algorithm for a public key: ES256/ES384/ES512 for P-256/384/521,
- * RS256 for RSA; NULL for anything else. */
+ * RS256 for RSA, EdDSA for Ed25519; NULL for anything else. */
 const char *acme_jws_alg_for_key(EVP_PKEY *pub);
 
 /* Canonical JWK JSON of a public key (caller frees), or NULL with err set. */
@@ -25,7 +25,8 @@ char *acme_jwk_thumbprint_new(const char *jwk_json, ks_err *err);
 char *acme_jws_new(const acme_signer *signer, const char *kid, const char *nonce, const char *url,
                    const char *payload, ks_err *err);
 
-/* Width in bytes of one ECDSA coordinate for a JWS alg (32/48/66), 0 if not ES*. */
+/* Half the fixed signature width of a JWS alg (ES256/384/512: 32/48/66,
+ * EdDSA: 32), 0 when the width is not fixed (RS256). */
 size_t acme_jws_ec_coord_len(const char *alg);
 
 #endif

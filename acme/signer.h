@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 typedef struct acme_signer {
-    /* JWS "alg": "ES256", "ES384", "ES512" or "RS256". */
+    /* JWS "alg": "ES256", "ES384", "ES512", "RS256" or "EdDSA". */
     const char *alg;
     /* The public key as a JWK in RFC 7638 canonical form (members in
      * lexicographic order, no whitespace), as acme_jwk_new() makes it. */

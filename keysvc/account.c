@@ -45,14 +45,14 @@ static int load_account_key(ks_run *run, int64_t key_id, ks_err *err)
             return ks_fail(err, "the account's key (id %lld) is missing from the database",
                            (long long)key_id);
     } else {
-        hsm_key_spec spec;
-        char params[32];
+        /* Account keys have no backup: a new account key is rolled over with
+         * ACME keyChange, not by swapping keys. */
+        ks_key_request req;
         int generated;
-        ks_key_spec(cfg->account_key_type, cfg->account_key_size, cfg->account_key_curve, &spec,
-                    params, sizeof(params));
-        if (ks_keys_ensure_primary(run->db, run->signer, run->tenant, "account",
-                                   cfg->acme_directory_url, cfg->account_key_type, &spec, params,
-                                   &run->account_key, &generated, err) < 0)
+        if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_ACCOUNT, cfg->acme_directory_url,
+                                cfg->account_key_type, cfg->account_key_size,
+                                cfg->account_key_curve, err) < 0 ||
+            ks_keys_ensure(run->db, run->signer, &req, 0, &run->account_key, &generated, err) < 0)
             return -1;
     }
     if (ks_keyref_from_row(&run->account_key, &run->account_ref, err) < 0 ||
@@ -73,7 +73,7 @@ out:
 
 static int register_account(ks_run *run, store_account *acct, ks_err *err)
 {
-    const char *email = run->cfg->account_email;
+    const char *email = run->tenant_cfg->email ? run->tenant_cfg->email : run->cfg->account_email;
     int created = 0;
     if (acme_account_register(run->acme, &email, email ? 1 : 0, &created, err) < 0)
         return -1;

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "config_internal.h"
 
 #include "hsm.h"
 
@@ -18,22 +19,12 @@
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define DEFAULT_STATE_DIR "/var/lib/keysvc"
 
-/* Parsing context: the file name for messages, and where errors go. */
-typedef struct cfgp {
-    const char *file;
-    const char *base_dir;
-    ks_err *err;
-} cfgp;
-
 const char *ks_key_type_name(ks_key_type t)
 {
-    return t == KS_KEY_RSA ? "rsa" : "ecdsa";
+    return t == KS_KEY_RSA ? "rsa" : t == KS_KEY_ECDSA ? "ecdsa" : "ed25519";
 }
 
-static int cfail(cfgp *p, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int cfail(cfgp *p, const char *path, const char *fmt, ...)
+int cfail(cfgp *p, const char *path, const char *fmt, ...)
 {
     char what[512];
     va_list ap;
@@ -44,7 +35,7 @@ static int cfail(cfgp *p, const char *path, const char *fmt, ...)
 }
 
 /* JSON path of a member: a.b for plain keys, a["x.y"] for others. */
-static void child_path(char *out, size_t cap, const char *parent, const char *key)
+void child_path(char *out, size_t cap, const char *parent, const char *key)
 {
     int plain = *key != '\0';
     for (const char *k = key; *k; k++)
@@ -56,12 +47,12 @@ static void child_path(char *out, size_t cap, const char *parent, const char *ke
         snprintf(out, cap, "%s[\"%s\"]", parent, key);
 }
 
-static void index_path(char *out, size_t cap, const char *parent, size_t i)
+void index_path(char *out, size_t cap, const char *parent, size_t i)
 {
     snprintf(out, cap, "%s[%zu]", parent, i);
 }
 
-static const char *type_name(json_object *v)
+const char *type_name(json_object *v)
 {
     return v == NULL ? "null" : json_type_to_name(json_object_get_type(v));
 }
@@ -75,7 +66,7 @@ static int in_list(const char *key, const char *const *list)
 }
 
 /* Reports keys that are neither implemented nor known to acmebot. */
-static void check_keys(cfgp *p, json_object *obj, const char *path, const char *const *implemented,
+void check_keys(cfgp *p, json_object *obj, const char *path, const char *const *implemented,
                        const char *const *acmebot_only)
 {
     json_object_object_foreach(obj, key, val)
@@ -93,7 +84,7 @@ static void check_keys(cfgp *p, json_object *obj, const char *path, const char *
     }
 }
 
-static int expect_object(cfgp *p, json_object *v, const char *path)
+int expect_object(cfgp *p, json_object *v, const char *path)
 {
     if (!json_object_is_type(v, json_type_object))
         return cfail(p, path, "expected an object, got %s", type_name(v));
@@ -101,7 +92,7 @@ static int expect_object(cfgp *p, json_object *v, const char *path)
 }
 
 /* Absent: *dst keeps its default.  null: *dst becomes NULL when nullable. */
-static int opt_string(cfgp *p, json_object *obj, const char *path, const char *key, int nullable,
+int opt_string(cfgp *p, json_object *obj, const char *path, const char *key, int nullable,
                       char **dst)
 {
     json_object *v = NULL;
@@ -129,7 +120,7 @@ static int opt_string(cfgp *p, json_object *obj, const char *path, const char *k
     return 0;
 }
 
-static int opt_int(cfgp *p, json_object *obj, const char *path, const char *key, long min,
+int opt_int(cfgp *p, json_object *obj, const char *path, const char *key, long min,
                    long max, int *null_seen, long *dst)
 {
     json_object *v = NULL;
@@ -168,7 +159,7 @@ static void tidy_path(char *path)
 }
 
 /* Makes a configured path absolute against the config file's directory. */
-static int resolve_dir(cfgp *p, char **dir)
+int resolve_dir(cfgp *p, char **dir)
 {
     if (*dir == NULL)
         return 0;
@@ -183,7 +174,7 @@ static int resolve_dir(cfgp *p, char **dir)
     return 0;
 }
 
-static int parse_curve(cfgp *p, json_object *obj, const char *path, const char *key, int *nid)
+int parse_curve(cfgp *p, json_object *obj, const char *path, const char *key, int *nid)
 {
     char *name = NULL;
     json_object *v = NULL;
@@ -206,7 +197,7 @@ static int parse_curve(cfgp *p, json_object *obj, const char *path, const char *
     return 0;
 }
 
-static int parse_rsa_size(cfgp *p, json_object *obj, const char *path, const char *key,
+int parse_rsa_size(cfgp *p, json_object *obj, const char *path, const char *key,
                           unsigned *bits)
 {
     long v = *bits;
@@ -226,7 +217,7 @@ static int parse_rsa_size(cfgp *p, json_object *obj, const char *path, const cha
     return 0;
 }
 
-static int parse_key_type_name(cfgp *p, json_object *v, const char *path, ks_key_type *out)
+int parse_key_type_name(cfgp *p, json_object *v, const char *path, ks_key_type *out)
 {
     const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
     if (s && strcmp(s, "rsa") == 0)
@@ -239,7 +230,7 @@ static int parse_key_type_name(cfgp *p, json_object *v, const char *path, ks_key
 }
 
 /* key_types: a list (or one string) of "rsa"/"ecdsa", without repeats. */
-static int parse_key_types(cfgp *p, json_object *v, const char *path, ks_key_type *types,
+int parse_key_types(cfgp *p, json_object *v, const char *path, ks_key_type *types,
                            size_t *n)
 {
     *n = 0;
@@ -278,9 +269,14 @@ static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
         parse_rsa_size(p, acct, "account", "key_size", &cfg->account_key_size) < 0)
         return -1;
     json_object *kt = NULL;
-    if (json_object_object_get_ex(acct, "key_type", &kt) &&
-        parse_key_type_name(p, kt, "account.key_type", &cfg->account_key_type) < 0)
-        return -1;
+    if (json_object_object_get_ex(acct, "key_type", &kt)) {
+        /* Ed25519 only for the account key, where the CA accepts EdDSA. */
+        if (json_object_is_type(kt, json_type_string) &&
+            strcmp(json_object_get_string(kt), "ed25519") == 0)
+            cfg->account_key_type = KS_KEY_ED25519;
+        else if (parse_key_type_name(p, kt, "account.key_type", &cfg->account_key_type) < 0)
+            return cfail(p, "account.key_type", "expected \"ecdsa\", \"rsa\" or \"ed25519\"");
+    }
     if (cfg->account_key_type == KS_KEY_RSA && cfg->account_key_size == 0)
         return cfail(p, "account.key_size", "an RSA account key needs a size");
     if (cfg->account_key_type == KS_KEY_ECDSA && cfg->account_key_curve == 0)
@@ -302,8 +298,7 @@ static const char *const settings_acmebot[] = {
     "acme_directory_verify_ssl", "reload_zone_command", "nsupdate_command",
     "public_suffix_list_url", "verify", "services", NULL};
 
-static int parse_settings(cfgp *p, ks_config *cfg, json_object *s, ks_key_type *types,
-                          size_t *n_types)
+static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
 {
     if (expect_object(p, s, "settings") < 0)
         return -1;
@@ -320,17 +315,17 @@ static int parse_settings(cfgp *p, ks_config *cfg, json_object *s, ks_key_type *
     cfg->acme_max_retry_wait = (int)retry_wait;
     json_object *kt = NULL;
     if (json_object_object_get_ex(s, "key_types", &kt) &&
-        parse_key_types(p, kt, "settings.key_types", types, n_types) < 0)
+        parse_key_types(p, kt, "settings.key_types", p->settings_types, &p->n_settings_types) < 0)
         return -1;
     if (strncmp(cfg->acme_directory_url, "https://", 8) != 0)
         return cfail(p, "settings.acme_directory_url", "must be an https:// URL");
     return resolve_dir(p, &cfg->acme_ca_file);
 }
 
-static const char *const directories_keys[] = {"certificate", "chain", "private_key", "state",
-                                               NULL};
+static const char *const directories_keys[] = {"certificate", "chain",        "private_key",
+                                               "state",       "previous_key", NULL};
 static const char *const directories_acmebot[] = {
-    "pid",  "log",  "resource", "backup_key", "previous_key", "full_key",   "full_certificate",
+    "pid",  "log",  "resource", "backup_key", "full_key",   "full_certificate",
     "param", "challenge", "http_challenge", "hpkp", "ocsp", "sct", "update_key", "archive",
     "temp", NULL};
 
@@ -342,7 +337,8 @@ static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
     if (opt_string(p, d, "directories", "certificate", 1, &cfg->dir_certificate) < 0 ||
         opt_string(p, d, "directories", "chain", 1, &cfg->dir_chain) < 0 ||
         opt_string(p, d, "directories", "private_key", 1, &cfg->dir_private_key) < 0 ||
-        opt_string(p, d, "directories", "state", 0, &cfg->dir_state) < 0)
+        opt_string(p, d, "directories", "state", 0, &cfg->dir_state) < 0 ||
+        opt_string(p, d, "directories", "previous_key", 1, &cfg->dir_previous_key) < 0)
         return -1;
     return 0;
 }
@@ -389,6 +385,23 @@ static int parse_suffixes(cfgp *p, ks_config *cfg, json_object *s)
 static const char *const hsm_keys[] = {"module",   "token",    "token_serial",
                                        "pin_env",  "pin_file", "server_pin_source", NULL};
 
+/* Without a "tenants" section, the token named in "hsm" is the tenant
+ * "default". */
+static int add_default_tenant(cfgp *p, ks_config *cfg)
+{
+    ks_tenant_config *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ks_fail(p->err, "out of memory");
+    t->name = strdup("default");
+    t->token = cfg->hsm_token ? strdup(cfg->hsm_token) : NULL;
+    t->token_serial = cfg->hsm_token_serial ? strdup(cfg->hsm_token_serial) : NULL;
+    t->pin_env = cfg->hsm_pin_env ? strdup(cfg->hsm_pin_env) : NULL;
+    t->pin_file = cfg->hsm_pin_file ? strdup(cfg->hsm_pin_file) : NULL;
+    cfg->tenants = t;
+    cfg->n_tenants = 1;
+    return t->name ? 0 : ks_fail(p->err, "out of memory");
+}
+
 static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
 {
     if (expect_object(p, h, "hsm") < 0)
@@ -401,12 +414,25 @@ static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
         opt_string(p, h, "hsm", "pin_file", 0, &cfg->hsm_pin_file) < 0 ||
         opt_string(p, h, "hsm", "server_pin_source", 0, &cfg->hsm_server_pin_source) < 0)
         return -1;
+    if (resolve_dir(p, &cfg->hsm_pin_file) < 0)
+        return -1;
     if (cfg->hsm_token == NULL && cfg->hsm_token_serial == NULL)
-        return cfail(p, "hsm.token", "name the token to use (\"token\", its label, or "
-                                     "\"token_serial\")");
+        return 0; /* no default tenant: "tenants" must name them */
     if ((cfg->hsm_pin_env != NULL) == (cfg->hsm_pin_file != NULL))
         return cfail(p, "hsm", "give exactly one of \"pin_env\" and \"pin_file\"");
-    return resolve_dir(p, &cfg->hsm_pin_file);
+    return add_default_tenant(p, cfg);
+}
+
+static int parse_signer(cfgp *p, ks_config *cfg, json_object *sg)
+{
+    static const char *const keys[] = {"socket", "socket_group", NULL};
+    if (expect_object(p, sg, "signer") < 0)
+        return -1;
+    check_keys(p, sg, "signer", keys, NULL);
+    if (opt_string(p, sg, "signer", "socket", 0, &cfg->signer_socket) < 0 ||
+        opt_string(p, sg, "signer", "socket_group", 0, &cfg->signer_socket_group) < 0)
+        return -1;
+    return resolve_dir(p, &cfg->signer_socket);
 }
 
 static int parse_database(cfgp *p, ks_config *cfg, json_object *d)
@@ -419,210 +445,6 @@ static int parse_database(cfgp *p, ks_config *cfg, json_object *d)
                    opt_string(p, d, "database", "run_as", 0, &cfg->database_run_as) < 0
                ? -1
                : 0;
-}
-
-/* A DNS name as a certificate may carry it: LDH labels, optional "*." */
-static int valid_fqdn(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > 253)
-        return 0;
-    const char *s = name;
-    if (strncmp(s, "*.", 2) == 0)
-        s += 2;
-    size_t label = 0;
-    for (; *s; s++) {
-        if (*s == '.') {
-            /* LDH: no empty label, no hyphen at either end of one. */
-            if (label == 0 || s[-1] == '-')
-                return 0;
-            label = 0;
-            continue;
-        }
-        if (*s == '-' && label == 0)
-            return 0;
-        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-'))
-            return 0;
-        if (++label > 63)
-            return 0;
-    }
-    return label > 0 && s[-1] != '-';
-}
-
-static char *lowercase_dup(const char *s)
-{
-    char *out = strdup(s);
-    for (char *c = out; c && *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return out;
-}
-
-static int add_alt_name(cfgp *p, ks_cert_config *c, char *fqdn, const char *path)
-{
-    if (fqdn == NULL)
-        return ks_fail(p->err, "out of memory");
-    if (!valid_fqdn(fqdn)) {
-        cfail(p, path, "\"%s\" is not a valid DNS name", fqdn);
-        free(fqdn);
-        return -1;
-    }
-    for (size_t i = 0; i < c->n_alt_names; i++) {
-        if (strcmp(c->alt_names[i], fqdn) == 0) {
-            cfail(p, path, "\"%s\" is listed twice", fqdn);
-            free(fqdn);
-            return -1;
-        }
-    }
-    char **grown = realloc(c->alt_names, (c->n_alt_names + 1) * sizeof(*grown));
-    if (grown == NULL) {
-        free(fqdn);
-        return ks_fail(p->err, "out of memory");
-    }
-    c->alt_names = grown;
-    c->alt_names[c->n_alt_names++] = fqdn;
-    return 0;
-}
-
-/* One host of an alt_names zone: "@" is the zone itself, else host.zone. */
-static int add_zone_host(cfgp *p, ks_cert_config *c, const char *zone, json_object *host,
-                         const char *path)
-{
-    if (!json_object_is_type(host, json_type_string))
-        return cfail(p, path, "expected a host name string, got %s", type_name(host));
-    const char *h = json_object_get_string(host);
-    char *fqdn = strcmp(h, "@") == 0 ? strdup(zone) : ks_strdup_printf("%s.%s", h, zone);
-    char *lower = fqdn ? lowercase_dup(fqdn) : NULL;
-    free(fqdn);
-    return add_alt_name(p, c, lower, path);
-}
-
-/* alt_names: {zone: [hosts]} (or a single host string); zone "@" means the
- * common name, as in acmebot. */
-static int parse_alt_names(cfgp *p, ks_cert_config *c, json_object *alt, const char *path)
-{
-    if (expect_object(p, alt, path) < 0)
-        return -1;
-    json_object_object_foreach(alt, zone, hosts)
-    {
-        char zpath[512];
-        child_path(zpath, sizeof(zpath), path, zone);
-        const char *z = strcmp(zone, "@") == 0 ? c->common_name : zone;
-        if (json_object_is_type(hosts, json_type_string)) {
-            if (add_zone_host(p, c, z, hosts, zpath) < 0)
-                return -1;
-            continue;
-        }
-        if (!json_object_is_type(hosts, json_type_array))
-            return cfail(p, zpath, "expected a list of host names, got %s", type_name(hosts));
-        for (size_t i = 0; i < json_object_array_length(hosts); i++) {
-            char hpath[600];
-            index_path(hpath, sizeof(hpath), zpath, i);
-            if (add_zone_host(p, c, z, json_object_array_get_idx(hosts, i), hpath) < 0)
-                return -1;
-        }
-    }
-    return 0;
-}
-
-/* Certificate names become file names and token labels. */
-static int valid_cert_name(const char *name)
-{
-    if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-        strlen(name) > 200)
-        return 0;
-    for (const char *s = name; *s; s++)
-        if (!(isalnum((unsigned char)*s) || strchr("._-*+@", *s)))
-            return 0;
-    return 1;
-}
-
-static const char *const cert_keys[] = {"common_name", "alt_names", "key_types", NULL};
-static const char *const cert_acmebot[] = {
-    "services", "tlsa_records", "dhparam_size", "ecparam_curve", "ocsp_must_staple",
-    "ocsp_responder_urls", "ct_submit_logs", "verify", "key_size", "key_curve", "key_cipher",
-    "key_passphrase", "key_provided", "expiration_days", "auto_rollover", "hpkp_days",
-    "pin_subdomains", "hpkp_report_uri", NULL};
-
-static int default_key_types(const ks_config *cfg, const ks_key_type *settings_types,
-                             size_t n_settings, ks_cert_config *c)
-{
-    c->n_key_types = 0;
-    for (size_t i = 0; i < n_settings; i++) {
-        ks_key_type t = settings_types[i];
-        if ((t == KS_KEY_RSA && cfg->key_size) || (t == KS_KEY_ECDSA && cfg->key_curve))
-            c->key_types[c->n_key_types++] = t;
-    }
-    return c->n_key_types > 0 ? 0 : -1;
-}
-
-static int parse_cert(cfgp *p, ks_config *cfg, ks_cert_config *c, const char *name,
-                      json_object *obj, const ks_key_type *settings_types, size_t n_settings)
-{
-    char path[512];
-    child_path(path, sizeof(path), "certificates", name);
-    if (!valid_cert_name(name))
-        return cfail(p, path, "certificate names may use letters, digits and ._-*+@ only");
-    c->name = strdup(name);
-    if (c->name == NULL)
-        return ks_fail(p->err, "out of memory");
-    if (obj != NULL && expect_object(p, obj, path) < 0)
-        return -1;
-    if (obj != NULL)
-        check_keys(p, obj, path, cert_keys, cert_acmebot);
-    char *cn = NULL;
-    if (obj != NULL && opt_string(p, obj, path, "common_name", 0, &cn) < 0)
-        return -1;
-    c->common_name = lowercase_dup(cn ? cn : name);
-    free(cn);
-    if (c->common_name == NULL)
-        return ks_fail(p->err, "out of memory");
-    json_object *alt = NULL, *kt = NULL;
-    char apath[600];
-    child_path(apath, sizeof(apath), path, "alt_names");
-    if (obj != NULL && json_object_object_get_ex(obj, "alt_names", &alt)) {
-        if (parse_alt_names(p, c, alt, apath) < 0)
-            return -1;
-    } else if (add_alt_name(p, c, strdup(c->common_name), apath) < 0) {
-        return -1;
-    }
-    int cn_listed = 0;
-    for (size_t i = 0; i < c->n_alt_names; i++)
-        cn_listed |= strcmp(c->alt_names[i], c->common_name) == 0;
-    if (!cn_listed)
-        return cfail(p, apath, "the common name \"%s\" is not among the alt names",
-                     c->common_name);
-    child_path(apath, sizeof(apath), path, "key_types");
-    if (obj != NULL && json_object_object_get_ex(obj, "key_types", &kt)) {
-        if (parse_key_types(p, kt, apath, c->key_types, &c->n_key_types) < 0)
-            return -1;
-        for (size_t i = 0; i < c->n_key_types; i++)
-            if ((c->key_types[i] == KS_KEY_RSA && !cfg->key_size) ||
-                (c->key_types[i] == KS_KEY_ECDSA && !cfg->key_curve))
-                return cfail(p, apath, "\"%s\" is turned off by settings.%s",
-                             ks_key_type_name(c->key_types[i]),
-                             c->key_types[i] == KS_KEY_RSA ? "key_size" : "key_curve");
-    } else if (default_key_types(cfg, settings_types, n_settings, c) < 0) {
-        return cfail(p, path, "no key type is enabled (settings.key_size and key_curve)");
-    }
-    return 0;
-}
-
-static int parse_certificates(cfgp *p, ks_config *cfg, json_object *certs,
-                              const ks_key_type *settings_types, size_t n_settings)
-{
-    if (expect_object(p, certs, "certificates") < 0)
-        return -1;
-    size_t n = (size_t)json_object_object_length(certs);
-    cfg->certs = calloc(n ? n : 1, sizeof(*cfg->certs));
-    if (cfg->certs == NULL)
-        return ks_fail(p->err, "out of memory");
-    json_object_object_foreach(certs, name, obj)
-    {
-        ks_cert_config *c = &cfg->certs[cfg->n_certs++];
-        if (parse_cert(p, cfg, c, name, obj, settings_types, n_settings) < 0)
-            return -1;
-    }
-    return 0;
 }
 
 static int parse_http_challenges(cfgp *p, ks_config *cfg, json_object *hc)
@@ -682,9 +504,10 @@ static int set_defaults(ks_config *cfg)
                : -1;
 }
 
-static const char *const top_keys[] = {"account",         "settings",   "directories",
-                                       "file_names",      "key_type_suffixes", "certificates",
-                                       "http_challenges", "hsm",        "database", NULL};
+static const char *const top_keys[] = {
+    "account",         "settings", "directories", "file_names", "key_type_suffixes",
+    "certificates",    "private_keys", "http_challenges", "hsm", "database",
+    "tenants",         "signer",   NULL};
 static const char *const top_acmebot[] = {"services",     "authorizations", "zone_update_keys",
                                           "hpkp_headers", "ct_logs",        "hooks",
                                           "verify",       "tlsa_records",   NULL};
@@ -703,15 +526,15 @@ static int compare_output(const void *a, const void *b)
 }
 
 static int add_output(cfgp *p, const ks_config *cfg, output_file *files, size_t *n,
-                      const char *dir, const char *tmpl, const ks_cert_config *c,
-                      ks_key_type type, const char *kind)
+                      const char *dir, const char *tmpl, const char *name, ks_key_type type,
+                      const char *kind)
 {
     if (dir == NULL)
         return 0;
-    char *path = ks_config_output_path(cfg, dir, tmpl, c->name, type, p->err);
+    char *path = ks_config_output_path(cfg, dir, tmpl, name, type, p->err);
     if (path == NULL)
         return -1;
-    files[(*n)++] = (output_file){path, c->name, type, kind};
+    files[(*n)++] = (output_file){path, name, type, kind};
     return 0;
 }
 
@@ -721,7 +544,9 @@ static int check_output_collisions(cfgp *p, const ks_config *cfg)
 {
     size_t cap = 0, n = 0;
     for (size_t i = 0; i < cfg->n_certs; i++)
-        cap += cfg->certs[i].n_key_types * 3;
+        cap += cfg->certs[i].n_key_types * 2;
+    for (size_t i = 0; i < cfg->n_keys; i++)
+        cap += cfg->keys[i].n_key_types;
     output_file *files = calloc(cap ? cap : 1, sizeof(*files));
     if (files == NULL)
         return ks_fail(p->err, "out of memory");
@@ -730,15 +555,19 @@ static int check_output_collisions(cfgp *p, const ks_config *cfg)
         const ks_cert_config *c = &cfg->certs[i];
         for (size_t t = 0; t < c->n_key_types && rc == 0; t++) {
             ks_key_type type = c->key_types[t];
-            rc = add_output(p, cfg, files, &n, cfg->dir_certificate, cfg->fn_certificate, c,
-                            type, "certificate");
+            rc = add_output(p, cfg, files, &n, cfg->dir_certificate, cfg->fn_certificate,
+                            c->name, type, "certificate");
             if (rc == 0)
-                rc = add_output(p, cfg, files, &n, cfg->dir_chain, cfg->fn_chain, c, type,
-                                "chain");
-            if (rc == 0)
-                rc = add_output(p, cfg, files, &n, cfg->dir_private_key, cfg->fn_private_key, c,
-                                type, "private_key");
+                rc = add_output(p, cfg, files, &n, cfg->dir_chain, cfg->fn_chain, c->name,
+                                type, "chain");
         }
+    }
+    /* Key files are named after the private key, shared by its certificates. */
+    for (size_t i = 0; i < cfg->n_keys && rc == 0; i++) {
+        const ks_key_config *k = &cfg->keys[i];
+        for (size_t t = 0; t < k->n_key_types && rc == 0; t++)
+            rc = add_output(p, cfg, files, &n, cfg->dir_private_key, cfg->fn_private_key,
+                            k->name, k->key_types[t], "private_key");
     }
     if (rc == 0)
         qsort(files, n, sizeof(*files), compare_output);
@@ -763,15 +592,8 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
     if (!json_object_is_type(root, json_type_object))
         return cfail(p, "", "expected a JSON object, got %s", type_name(root));
     check_keys(p, root, "", top_keys, top_acmebot);
-    json_object *v = NULL;
-    if (json_object_object_get_ex(root, "private_keys", &v))
-        ks_warn("%s: private_keys: not implemented by keysvc yet; its certificates are not "
-                "issued",
-                p->file);
-    ks_key_type types[KS_KEY_TYPES] = {KS_KEY_RSA, KS_KEY_ECDSA};
-    size_t n_types = 2;
-    if ((json_object_object_get_ex(root, "settings", &v) &&
-         parse_settings(p, cfg, v, types, &n_types) < 0) ||
+    json_object *v = NULL, *certs = NULL, *private_keys = NULL;
+    if ((json_object_object_get_ex(root, "settings", &v) && parse_settings(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "account", &v) && parse_account(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "directories", &v) &&
          parse_directories(p, cfg, v) < 0) ||
@@ -780,14 +602,20 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
          parse_suffixes(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "http_challenges", &v) &&
          parse_http_challenges(p, cfg, v) < 0) ||
-        (json_object_object_get_ex(root, "database", &v) && parse_database(p, cfg, v) < 0))
+        (json_object_object_get_ex(root, "database", &v) && parse_database(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "signer", &v) && parse_signer(p, cfg, v) < 0))
         return -1;
     if (!json_object_object_get_ex(root, "hsm", &v))
-        return cfail(p, "hsm", "keysvc needs an \"hsm\" section naming the token");
-    if (parse_hsm(p, cfg, v) < 0)
+        return cfail(p, "hsm", "keysvc needs an \"hsm\" section (the module, and the token)");
+    if (parse_hsm(p, cfg, v) < 0 ||
+        (json_object_object_get_ex(root, "tenants", &v) && parse_tenants(p, cfg, v) < 0))
         return -1;
-    if (json_object_object_get_ex(root, "certificates", &v) &&
-        parse_certificates(p, cfg, v, types, n_types) < 0)
+    if (cfg->n_tenants == 0)
+        return cfail(p, "hsm.token", "name the token to use (\"token\", its label, or "
+                                     "\"token_serial\"), or configure \"tenants\"");
+    json_object_object_get_ex(root, "certificates", &certs);
+    json_object_object_get_ex(root, "private_keys", &private_keys);
+    if (parse_keys_and_certificates(p, cfg, certs, private_keys) < 0)
         return -1;
     if (resolve_dir(p, &cfg->dir_certificate) < 0 || resolve_dir(p, &cfg->dir_chain) < 0 ||
         resolve_dir(p, &cfg->dir_private_key) < 0 || resolve_dir(p, &cfg->dir_state) < 0)
@@ -875,7 +703,11 @@ ks_config *ks_config_load(const char *path, ks_err *err)
     char *abs = realpath(dirname(copy), NULL);
     cfg->base_dir = abs ? abs : strdup(".");
     free(copy);
-    cfgp p = {.file = path, .base_dir = cfg->base_dir, .err = err};
+    cfgp p = {.file = path,
+              .base_dir = cfg->base_dir,
+              .err = err,
+              .settings_types = {KS_KEY_RSA, KS_KEY_ECDSA},
+              .n_settings_types = 2};
     int rc = parse_root(&p, cfg, root);
     json_object_put(root);
     if (rc < 0) {
@@ -883,15 +715,6 @@ ks_config *ks_config_load(const char *path, ks_err *err)
         return NULL;
     }
     return cfg;
-}
-
-static void free_cert(ks_cert_config *c)
-{
-    free(c->name);
-    free(c->common_name);
-    for (size_t i = 0; i < c->n_alt_names; i++)
-        free(c->alt_names[i]);
-    free(c->alt_names);
 }
 
 void ks_config_free(ks_config *cfg)
@@ -905,7 +728,8 @@ void ks_config_free(ks_config *cfg)
                         &cfg->suffix[0],      &cfg->suffix[1],       &cfg->hsm_module,
                         &cfg->hsm_token,      &cfg->hsm_token_serial, &cfg->hsm_pin_env,
                         &cfg->hsm_pin_file,   &cfg->hsm_server_pin_source,
-                        &cfg->database_url,   &cfg->database_run_as};
+                        &cfg->database_url,   &cfg->database_run_as, &cfg->dir_previous_key,
+                        &cfg->signer_socket,  &cfg->signer_socket_group};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         free(*strings[i]);
     for (size_t i = 0; i < cfg->n_http_challenges; i++) {
@@ -913,9 +737,7 @@ void ks_config_free(ks_config *cfg)
         free(cfg->http_challenges[i].directory);
     }
     free(cfg->http_challenges);
-    for (size_t i = 0; i < cfg->n_certs; i++)
-        free_cert(&cfg->certs[i]);
-    free(cfg->certs);
+    free_keys_and_certificates(cfg);
     free(cfg);
 }
 

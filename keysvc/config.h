@@ -16,15 +16,42 @@
 typedef enum ks_key_type {
     KS_KEY_RSA = 0,
     KS_KEY_ECDSA = 1,
+    KS_KEY_ED25519 = 2, /* ACME account keys only */
 } ks_key_type;
 
+/* The key types of certificates (array sizes, suffixes). */
 #define KS_KEY_TYPES 2
 
-/* "rsa" / "ecdsa": the names acmebot uses in key_types and file names. */
+/* "rsa" / "ecdsa" (the names acmebot uses in key_types and file names),
+ * "ed25519". */
 const char *ks_key_type_name(ks_key_type t);
+
+/* A tenant: a token with its own PIN source, ACME account and certificates.
+ * Without a "tenants" section there is one, "default", described by "hsm". */
+typedef struct ks_tenant_config {
+    char *name;
+    char *token;        /* label; NULL when chosen by serial only */
+    char *token_serial; /* optional */
+    char *pin_env;      /* exactly one of pin_env / pin_file */
+    char *pin_file;
+    char *email;        /* account contact; NULL: account.email */
+} ks_tenant_config;
+
+/* A private key name: a certificate's own (acmebot's "certificates") or a
+ * "private_keys" entry shared by several certificates.  It has a primary and
+ * a backup key per key type (and a previous one after a rollover). */
+typedef struct ks_key_config {
+    char *name;
+    size_t tenant; /* index into cfg->tenants */
+    ks_key_type key_types[KS_KEY_TYPES]; /* the types its certificates use */
+    size_t n_key_types;
+    unsigned key_size; /* RSA bits */
+    int key_curve;     /* NID */
+} ks_key_config;
 
 typedef struct ks_cert_config {
     char *name;        /* the certificates key: file base name */
+    size_t key;        /* index into cfg->keys */
     char *common_name; /* lower case */
     char **alt_names;  /* FQDNs, lower case, in config order, no duplicates */
     size_t n_alt_names;
@@ -69,14 +96,26 @@ typedef struct ks_config {
 
     ks_cert_config *certs;
     size_t n_certs;
+    ks_key_config *keys;
+    size_t n_keys;
+    ks_tenant_config *tenants;
+    size_t n_tenants;
 
-    /* keysvc: the token. */
+    /* acmebot's directories.previous_key: when set, the primary key becomes
+     * the "previous" key at a rollover and stays until retired. */
+    char *dir_previous_key;
+
+    /* keysvc: the module, and the default tenant's token. */
     char *hsm_module;
     char *hsm_token;
     char *hsm_token_serial; /* optional */
     char *hsm_pin_env;      /* exactly one of pin_env / pin_file */
     char *hsm_pin_file;
     char *hsm_server_pin_source; /* pin-source for servers' key URIs, e.g. "file:/etc/x" */
+
+    /* keysvc: a standalone signer's socket (NULL: keysvc run starts its own). */
+    char *signer_socket;
+    char *signer_socket_group;
 
     /* keysvc: the database; NULL url = private cluster under dir_state. */
     char *database_url;
@@ -88,6 +127,9 @@ typedef struct ks_config {
  * the message names the file and the JSON path. */
 ks_config *ks_config_load(const char *path, ks_err *err);
 void ks_config_free(ks_config *cfg);
+
+/* The tenant index of a name, or -1. */
+int ks_config_tenant_index(const ks_config *cfg, const char *name);
 
 /* The http-01 webroot for a name, or NULL when none is configured. */
 const char *ks_config_webroot(const ks_config *cfg, const char *fqdn);

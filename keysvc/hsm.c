@@ -1,48 +1,84 @@
-#include "hsm.h"
+/*
+ * hsm: the module, the one call wrapper, token sessions, their recovery and
+ * the handle cache.  The key operations are in hsm_keys.c.
+ */
+#include "hsm_internal.h"
 
-#include "ks_curves.h"
 #include "ks_log.h"
 #include "ks_util.h"
 
 #include <dlfcn.h>
-#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/objects.h>
-#include <openssl/param_build.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
-#include <p11-kit/pkcs11.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct hsm {
-    void *dl;
-    CK_FUNCTION_LIST *f;
-    int initialized;
-    CK_SLOT_ID slot;
-    CK_SESSION_HANDLE session;
-    int have_session;
-    int logged_in;
-    hsm_token_info token;
-};
+/* ---------------------------------------------------------- the wrapper */
 
-/*
- * The one wrapper every C_* call goes through: it logs the call and its
- * result at debug level.  Session recovery and test fault injection belong
- * here and nowhere else.
- */
-static CK_RV p11_result(const char *call, CK_RV rv)
+int p11_inject(hsm *h, const char *fn)
 {
+    int hit = 0;
+    /* Every entry for this function counts every call, so that several
+     * faults for one function keep their own numbering. */
+    for (size_t i = 0; i < h->n_faults; i++) {
+        hsm_fault *f = &h->faults[i];
+        if (strcmp(f->fn, fn) != 0 || ++f->calls != f->nth || hit)
+            continue;
+        hit = 1;
+        h->injected_rv = f->rv;
+        ks_debug("pkcs11: %s: injected %s (call %lu)", fn, hsm_rv_name(f->rv), f->calls);
+    }
+    return hit;
+}
+
+CK_RV p11_result(hsm *h, const char *fn, CK_RV rv)
+{
+    if (rv != CKR_OK)
+        h->last_error = rv;
     if (ks_log_get_level() >= KS_LOG_DEBUG)
-        ks_debug("pkcs11: %s -> %s", call, hsm_rv_name(rv));
+        ks_debug("pkcs11: %s -> %s", fn, hsm_rv_name(rv));
     return rv;
 }
-#define P11(h, fn, ...) p11_result(#fn, (h)->f->fn(__VA_ARGS__))
 
-static int fail_rv(ks_err *err, const char *what, CK_RV rv)
+int hsm_fail_rv(ks_err *err, const char *what, CK_RV rv)
 {
     return ks_fail(err, "%s: %s", what, hsm_rv_name(rv));
 }
+
+/* KEYSVC_TEST_P11_FAULTS="C_Sign@3=CKR_DEVICE_ERROR,C_Login@1=0xa0" */
+static int parse_faults(hsm *h, const char *spec, ks_err *err)
+{
+    char *copy = strdup(spec);
+    if (copy == NULL)
+        return ks_fail(err, "out of memory");
+    int rc = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+         item = strtok_r(NULL, ",", &save)) {
+        char *at = strchr(item, '@'), *eq = strchr(item, '=');
+        hsm_fault *f = &h->faults[h->n_faults];
+        if (h->n_faults == HSM_MAX_FAULTS || at == NULL || eq == NULL || eq < at ||
+            (size_t)(at - item) >= sizeof(f->fn)) {
+            rc = ks_fail(err, "KEYSVC_TEST_P11_FAULTS: cannot read \"%s\"", item);
+            break;
+        }
+        memcpy(f->fn, item, (size_t)(at - item));
+        f->fn[at - item] = '\0';
+        f->nth = strtoul(at + 1, NULL, 10);
+        f->rv = hsm_rv_from_name(eq + 1);
+        f->calls = 0;
+        if (f->nth == 0 || f->rv == CKR_OK)
+            rc = ks_fail(err, "KEYSVC_TEST_P11_FAULTS: bad count or value in \"%s\"", item);
+        else
+            h->n_faults++;
+    }
+    free(copy);
+    if (rc == 0 && h->n_faults > 0)
+        ks_warn("PKCS#11 fault injection is on (KEYSVC_TEST_P11_FAULTS): for tests only");
+    return rc;
+}
+
+/* ----------------------------------------------------------- the module */
 
 hsm *hsm_open(const char *module_path, ks_err *err)
 {
@@ -51,6 +87,9 @@ hsm *hsm_open(const char *module_path, ks_err *err)
         ks_fail(err, "out of memory");
         return NULL;
     }
+    const char *faults = getenv("KEYSVC_TEST_P11_FAULTS");
+    if (faults != NULL && *faults != '\0' && parse_faults(h, faults, err) < 0)
+        goto fail;
     h->dl = dlopen(module_path, RTLD_NOW | RTLD_LOCAL);
     if (h->dl == NULL) {
         ks_fail(err, "cannot load PKCS#11 module %s: %s", module_path, dlerror());
@@ -73,7 +112,7 @@ hsm *hsm_open(const char *module_path, ks_err *err)
     /* SoftHSM shares our libcrypto and leaves engine errors on the queue. */
     ERR_clear_error();
     if (rv != CKR_OK) {
-        fail_rv(err, "C_Initialize", rv);
+        hsm_fail_rv(err, "C_Initialize", rv);
         ks_failp(err, "PKCS#11 module %s", module_path);
         goto fail;
     }
@@ -84,14 +123,27 @@ fail:
     return NULL;
 }
 
+static void token_logout_close(hsm_token *t)
+{
+    if (t->logged_in)
+        P11(t->h, C_Logout, t->session);
+    if (t->have_session)
+        P11(t->h, C_CloseSession, t->session);
+    t->logged_in = 0;
+    t->have_session = 0;
+}
+
 void hsm_close(hsm *h)
 {
     if (h == NULL)
         return;
-    if (h->logged_in)
-        P11(h, C_Logout, h->session);
-    if (h->have_session)
-        P11(h, C_CloseSession, h->session);
+    while (h->tokens != NULL) {
+        hsm_token *t = h->tokens;
+        h->tokens = t->next;
+        token_logout_close(t);
+        free(t->cache);
+        free(t);
+    }
     if (h->initialized)
         P11(h, C_Finalize, NULL);
     if (h->dl)
@@ -99,10 +151,7 @@ void hsm_close(hsm *h)
     free(h);
 }
 
-const hsm_token_info *hsm_token(const hsm *h)
-{
-    return &h->token;
-}
+/* ------------------------------------------------------------- tokens */
 
 /* Copies a blank-padded PKCS#11 text field and drops the padding. */
 static void copy_padded(char *dst, size_t dst_len, const unsigned char *src, size_t src_len)
@@ -125,41 +174,50 @@ static void token_info_from(hsm_token_info *out, const CK_TOKEN_INFO *ti)
 
 static int token_matches(const hsm_token_info *ti, const char *label, const char *serial)
 {
-    if (label != NULL && strcmp(ti->label, label) != 0)
-        return 0;
-    if (serial != NULL && strcmp(ti->serial, serial) != 0)
-        return 0;
-    return 1;
+    return (label == NULL || strcmp(ti->label, label) == 0) &&
+           (serial == NULL || strcmp(ti->serial, serial) == 0);
+}
+
+/* The present slots, newly allocated (caller frees). */
+static CK_SLOT_ID *slot_list(hsm *h, CK_ULONG *count, ks_err *err)
+{
+    CK_RV rv = P11(h, C_GetSlotList, CK_TRUE, NULL, count);
+    if (rv != CKR_OK) {
+        hsm_fail_rv(err, "C_GetSlotList", rv);
+        return NULL;
+    }
+    CK_SLOT_ID *slots = calloc(*count ? *count : 1, sizeof(*slots));
+    if (slots == NULL) {
+        ks_fail(err, "out of memory");
+        return NULL;
+    }
+    rv = P11(h, C_GetSlotList, CK_TRUE, slots, count);
+    if (rv != CKR_OK) {
+        free(slots);
+        hsm_fail_rv(err, "C_GetSlotList", rv);
+        return NULL;
+    }
+    return slots;
 }
 
 /* Finds the one slot whose token matches; tokens are never chosen by slot
  * number, which changes as tokens come and go. */
-static int select_slot(hsm *h, const char *label, const char *serial, CK_TOKEN_INFO *info,
-                       ks_err *err)
+static int select_slot(hsm *h, const char *label, const char *serial, CK_SLOT_ID *slot,
+                       hsm_token_info *info, CK_TOKEN_INFO *raw, ks_err *err)
 {
     CK_ULONG count = 0;
-    CK_RV rv = P11(h, C_GetSlotList, CK_TRUE, NULL, &count);
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_GetSlotList", rv);
-    CK_SLOT_ID *slots = calloc(count ? count : 1, sizeof(*slots));
+    CK_SLOT_ID *slots = slot_list(h, &count, err);
     if (slots == NULL)
-        return ks_fail(err, "out of memory");
-    rv = P11(h, C_GetSlotList, CK_TRUE, slots, &count);
-    if (rv != CKR_OK) {
-        free(slots);
-        return fail_rv(err, "C_GetSlotList", rv);
-    }
+        return -1;
     int found = 0;
     char seen[512] = "";
     size_t seen_len = 0;
     for (CK_ULONG i = 0; i < count; i++) {
         CK_TOKEN_INFO ti;
-        if (P11(h, C_GetTokenInfo, slots[i], &ti) != CKR_OK)
-            continue;
         hsm_token_info pretty;
-        token_info_from(&pretty, &ti);
-        if (!(ti.flags & CKF_TOKEN_INITIALIZED))
+        if (P11(h, C_GetTokenInfo, slots[i], &ti) != CKR_OK || !(ti.flags & CKF_TOKEN_INITIALIZED))
             continue;
+        token_info_from(&pretty, &ti);
         int n = snprintf(seen + seen_len, sizeof(seen) - seen_len, "%s\"%s\" (serial %s)",
                          seen_len ? ", " : "", pretty.label, pretty.serial);
         if (n > 0 && (size_t)n < sizeof(seen) - seen_len)
@@ -167,9 +225,9 @@ static int select_slot(hsm *h, const char *label, const char *serial, CK_TOKEN_I
         if (!token_matches(&pretty, label, serial))
             continue;
         found++;
-        h->slot = slots[i];
-        h->token = pretty;
-        *info = ti;
+        *slot = slots[i];
+        *info = pretty;
+        *raw = ti;
     }
     free(slots);
     if (found == 1)
@@ -182,525 +240,273 @@ static int select_slot(hsm *h, const char *label, const char *serial, CK_TOKEN_I
                    seen_len ? seen : "none");
 }
 
-int hsm_login(hsm *h, const char *token_label, const char *token_serial, const char *pin,
-              size_t pin_len, ks_err *err)
+/* A real HSM locks the PIN after a few failures; never spend the last try. */
+static int check_pin_flags(const hsm_token *t, const CK_TOKEN_INFO *raw, ks_err *err)
 {
-    CK_TOKEN_INFO info = {0};
-    if (select_slot(h, token_label, token_serial, &info, err) < 0)
-        return -1;
-    /* A real HSM locks the PIN after a few failures; never spend the last try. */
-    if (info.flags & CKF_USER_PIN_LOCKED)
-        return ks_fail(err, "token \"%s\": the user PIN is locked", h->token.label);
-    if (info.flags & CKF_USER_PIN_FINAL_TRY)
+    if (raw->flags & CKF_USER_PIN_LOCKED)
+        return ks_fail(err, "token \"%s\": the user PIN is locked", t->info.label);
+    if (raw->flags & CKF_USER_PIN_FINAL_TRY)
         return ks_fail(err,
                        "token \"%s\": one PIN try is left; refusing to risk locking it "
                        "(check the PIN by hand)",
-                       h->token.label);
-    CK_RV rv = P11(h, C_OpenSession, h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-                   &h->session);
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_OpenSession", rv);
-    h->have_session = 1;
-    rv = P11(h, C_Login, h->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
-    if (rv == CKR_PIN_INCORRECT)
-        return ks_fail(err, "token \"%s\": wrong PIN (C_Login: CKR_PIN_INCORRECT)",
-                       h->token.label);
-    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-        fail_rv(err, "C_Login", rv);
-        return ks_failp(err, "token \"%s\"", h->token.label);
-    }
-    h->logged_in = 1;
+                       t->info.label);
     return 0;
 }
 
-/* Finds the one object of `cls` with CKA_ID = id.  Returns 1 found, 0 none,
- * -1 on error (including duplicates, which would make signing ambiguous). */
-static int find_object(hsm *h, CK_OBJECT_CLASS cls, const unsigned char *id, size_t id_len,
-                       CK_OBJECT_HANDLE *out, ks_err *err)
+/* Opens a session and logs in, with the PIN from the token's source. */
+static int open_and_login(hsm_token *t, ks_err *err)
+{
+    char pin[257];
+    size_t pin_len = 0;
+    CK_RV rv = P11(t->h, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+                   &t->session);
+    if (rv != CKR_OK)
+        return hsm_fail_rv(err, "C_OpenSession", rv);
+    t->have_session = 1;
+    if (t->pin_fn(t->pin_ctx, pin, sizeof(pin), &pin_len, err) < 0)
+        return -1;
+    rv = P11(t->h, C_Login, t->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (rv == CKR_PIN_INCORRECT)
+        return ks_fail(err, "token \"%s\": wrong PIN (C_Login: CKR_PIN_INCORRECT)",
+                       t->info.label);
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        hsm_fail_rv(err, "C_Login", rv);
+        return ks_failp(err, "token \"%s\"", t->info.label);
+    }
+    t->logged_in = 1;
+    return 0;
+}
+
+hsm_token *hsm_token_login(hsm *h, const char *label, const char *serial, hsm_pin_fn pin_fn,
+                           void *pin_ctx, ks_err *err)
+{
+    hsm_token *t = calloc(1, sizeof(*t));
+    CK_TOKEN_INFO raw;
+    if (t == NULL) {
+        ks_fail(err, "out of memory");
+        return NULL;
+    }
+    t->h = h;
+    t->pin_fn = pin_fn;
+    t->pin_ctx = pin_ctx;
+    if (select_slot(h, label, serial, &t->slot, &t->info, &raw, err) < 0 ||
+        check_pin_flags(t, &raw, err) < 0 || open_and_login(t, err) < 0) {
+        token_logout_close(t);
+        free(t);
+        return NULL;
+    }
+    t->next = h->tokens;
+    h->tokens = t;
+    return t;
+}
+
+const hsm_token_info *hsm_token_get_info(const hsm_token *t)
+{
+    return &t->info;
+}
+
+unsigned hsm_token_recoveries(const hsm_token *t)
+{
+    return t->recoveries;
+}
+
+void hsm_token_close_all_sessions(hsm_token *t)
+{
+    P11(t->h, C_CloseAllSessions, t->slot);
+}
+
+/* ----------------------------------------------------------- recovery */
+
+static int session_lost(CK_RV rv)
+{
+    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+           rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_REMOVED ||
+           rv == CKR_TOKEN_NOT_PRESENT;
+}
+
+/* A new session and a new login on the same token (found again by serial:
+ * a removed and reinserted token may sit in another slot). */
+static int relogin(hsm_token *t, ks_err *err)
+{
+    CK_TOKEN_INFO raw;
+    hsm_token_info info;
+    /* The old session may be gone already; closing it is best effort. */
+    if (t->have_session)
+        P11(t->h, C_CloseSession, t->session);
+    t->have_session = 0;
+    t->logged_in = 0;
+    /* Handles found in a logged-out state are not to be trusted. */
+    hsm_cache_clear(t);
+    if (select_slot(t->h, NULL, t->info.serial, &t->slot, &info, &raw, err) < 0 ||
+        check_pin_flags(t, &raw, err) < 0 || open_and_login(t, err) < 0)
+        return -1;
+    t->broken = 0;
+    t->recoveries++;
+    return 0;
+}
+
+int hsm_with_session(hsm_token *t, int (*op)(hsm_token *, void *, ks_err *), void *arg,
+                     ks_err *err)
+{
+    if (t->broken) {
+        ks_info("token \"%s\": replacing a session left in a failed operation", t->info.label);
+        if (relogin(t, err) < 0)
+            return ks_failp(err, "token \"%s\": replacing a broken session", t->info.label);
+    }
+    t->h->last_error = CKR_OK;
+    int rc = op(t, arg, err);
+    if (rc == 0 || !session_lost(t->h->last_error))
+        return rc;
+    ks_warn("token \"%s\": session lost (%s); logging in again", t->info.label,
+            hsm_rv_name(t->h->last_error));
+    if (relogin(t, err) < 0)
+        return ks_failp(err, "token \"%s\": recovering a lost session", t->info.label);
+    t->h->last_error = CKR_OK;
+    rc = op(t, arg, err);
+    if (rc < 0 && session_lost(t->h->last_error))
+        ks_failp(err, "token \"%s\": session lost again after logging in", t->info.label);
+    return rc;
+}
+
+/* ------------------------------------------------------ objects, cache */
+
+int hsm_find_object(hsm_token *t, CK_OBJECT_CLASS cls, const unsigned char *id, size_t id_len,
+                    CK_OBJECT_HANDLE *out, ks_err *err)
 {
     CK_ATTRIBUTE tmpl[] = {
         {CKA_CLASS, &cls, sizeof(cls)},
         {CKA_ID, (void *)id, (CK_ULONG)id_len},
     };
-    CK_RV rv = P11(h, C_FindObjectsInit, h->session, tmpl, 2);
+    CK_RV rv = P11(t->h, C_FindObjectsInit, t->session, tmpl, 2);
     if (rv != CKR_OK)
-        return fail_rv(err, "C_FindObjectsInit", rv);
+        return hsm_fail_rv(err, "C_FindObjectsInit", rv);
     CK_OBJECT_HANDLE found[2];
     CK_ULONG n = 0;
-    rv = P11(h, C_FindObjects, h->session, found, 2, &n);
-    P11(h, C_FindObjectsFinal, h->session);
+    rv = P11(t->h, C_FindObjects, t->session, found, 2, &n);
+    P11(t->h, C_FindObjectsFinal, t->session);
     if (rv != CKR_OK)
-        return fail_rv(err, "C_FindObjects", rv);
+        return hsm_fail_rv(err, "C_FindObjects", rv);
     if (n > 1)
         return ks_fail(err, "token \"%s\" holds several %s keys with the same CKA_ID",
-                       h->token.label, cls == CKO_PRIVATE_KEY ? "private" : "public");
+                       t->info.label, cls == CKO_PRIVATE_KEY ? "private" : "public");
     if (n == 1)
         *out = found[0];
     return n == 1;
 }
 
-static int find_required(hsm *h, CK_OBJECT_CLASS cls, const unsigned char *id, size_t id_len,
-                         CK_OBJECT_HANDLE *out, ks_err *err)
+/* FNV-1a over the ID: the slot to start probing at. */
+static size_t cache_slot(const hsm_token *t, const unsigned char *id, size_t id_len)
 {
-    int rc = find_object(h, cls, id, id_len, out, err);
-    if (rc == 0)
-        return ks_fail(err, "token \"%s\" (serial %s) has no %s key with this CKA_ID",
-                       h->token.label, h->token.serial,
-                       cls == CKO_PRIVATE_KEY ? "private" : "public");
-    return rc < 0 ? -1 : 0;
+    unsigned long long hash = 1469598103934665603ULL;
+    for (size_t i = 0; i < id_len; i++)
+        hash = (hash ^ id[i]) * 1099511628211ULL;
+    return (size_t)hash & (t->cache_cap - 1);
 }
 
-/* DER OID of a named curve, as CKA_EC_PARAMS wants it (caller frees). */
-static int ec_params_der(int nid, unsigned char **der, int *len, ks_err *err)
+static hsm_cache_entry *cache_find(hsm_token *t, const unsigned char *id, size_t id_len)
 {
-    ASN1_OBJECT *obj = OBJ_nid2obj(nid);
-    *der = NULL;
-    *len = obj ? i2d_ASN1_OBJECT(obj, der) : -1;
-    if (*len <= 0)
-        return ks_fail(err, "unsupported curve %d", nid);
-    return 0;
+    if (t->cache_cap == 0)
+        return NULL;
+    for (size_t i = cache_slot(t, id, id_len), n = 0; n < t->cache_cap;
+         i = (i + 1) & (t->cache_cap - 1), n++) {
+        hsm_cache_entry *e = &t->cache[i];
+        if (!e->used)
+            return NULL;
+        if (e->id_len == id_len && memcmp(e->id, id, id_len) == 0)
+            return e;
+    }
+    return NULL;
 }
 
-int hsm_generate_key(hsm *h, const hsm_key_spec *spec, const char *label,
-                     unsigned char id[HSM_KEY_ID_LEN], ks_err *err)
+static int cache_grow(hsm_token *t)
 {
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_ULONG bits = spec->rsa_bits;
-    CK_BYTE exponent[] = {0x01, 0x00, 0x01};
-    unsigned char *ec_params = NULL;
-    int ec_params_len = 0;
-    CK_OBJECT_HANDLE existing;
-
-    /* A fresh random CKA_ID per key: labels and IDs are not unique on a
-     * token, and the engine silently picks the first match. */
-    if (RAND_bytes(id, HSM_KEY_ID_LEN) != 1)
-        return ks_fail_openssl(err, "random CKA_ID");
-    int taken = find_object(h, CKO_PRIVATE_KEY, id, HSM_KEY_ID_LEN, &existing, err);
-    if (taken < 0)
-        return ks_failp(err, "checking the new CKA_ID on token \"%s\"", h->token.label);
-    if (taken > 0)
-        return ks_fail(err, "CKA_ID collision on token \"%s\"", h->token.label);
-
-    CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
-    CK_ATTRIBUTE pub[9] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},     {CKA_PRIVATE, &no, sizeof(no)},
-        {CKA_VERIFY, &yes, sizeof(yes)},    {CKA_ENCRYPT, &no, sizeof(no)},
-        {CKA_WRAP, &no, sizeof(no)},        {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)},
-        {CKA_ID, id, HSM_KEY_ID_LEN},
-    };
-    CK_ULONG npub = 7;
-    if (spec->kind == HSM_KEY_RSA) {
-        pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS_BITS, &bits, sizeof(bits)};
-        pub[npub++] = (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, exponent, sizeof(exponent)};
-    } else {
-        mech.mechanism = CKM_EC_KEY_PAIR_GEN;
-        if (ec_params_der(spec->ec_nid, &ec_params, &ec_params_len, err) < 0)
-            return -1;
-        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, ec_params, (CK_ULONG)ec_params_len};
-    }
-    /* Only what a signing key needs: no decrypt, unwrap or derive. */
-    CK_ATTRIBUTE priv[] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},
-        {CKA_PRIVATE, &yes, sizeof(yes)},
-        {CKA_SENSITIVE, &yes, sizeof(yes)},
-        {CKA_EXTRACTABLE, &no, sizeof(no)},
-        {CKA_SIGN, &yes, sizeof(yes)},
-        {CKA_DECRYPT, &no, sizeof(no)},
-        {CKA_UNWRAP, &no, sizeof(no)},
-        {CKA_DERIVE, &no, sizeof(no)},
-        {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)},
-        {CKA_ID, id, HSM_KEY_ID_LEN},
-    };
-    CK_OBJECT_HANDLE hpub, hpriv;
-    CK_RV rv = P11(h, C_GenerateKeyPair, h->session, &mech, pub, npub, priv,
-                   sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
-    OPENSSL_free(ec_params);
-    if (rv != CKR_OK) {
-        fail_rv(err, "C_GenerateKeyPair", rv);
-        return ks_failp(err, "generating a key on token \"%s\"", h->token.label);
-    }
-    return 0;
-}
-
-/* Reads one attribute into a newly allocated buffer (caller frees). */
-static int get_attr(hsm *h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, unsigned char **val,
-                    size_t *len, ks_err *err)
-{
-    CK_ATTRIBUTE a = {type, NULL, 0};
-    CK_RV rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_GetAttributeValue", rv);
-    a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1);
-    if (a.pValue == NULL)
-        return ks_fail(err, "out of memory");
-    rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
-    if (rv != CKR_OK) {
-        free(a.pValue);
-        return fail_rv(err, "C_GetAttributeValue", rv);
-    }
-    *val = a.pValue;
-    *len = a.ulValueLen;
-    return 0;
-}
-
-static EVP_PKEY *pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, ks_err *err)
-{
-    EVP_PKEY *pkey = NULL;
-    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-    if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-        ks_fail_openssl(err, "building the public key");
-        pkey = NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    OSSL_PARAM_free(params);
-    return pkey;
-}
-
-static EVP_PKEY *rsa_public(hsm *h, CK_OBJECT_HANDLE obj, ks_err *err)
-{
-    unsigned char *n = NULL, *e = NULL;
-    size_t n_len = 0, e_len = 0;
-    EVP_PKEY *pkey = NULL;
-    BIGNUM *bn_n = NULL, *bn_e = NULL;
-    OSSL_PARAM_BLD *bld = NULL;
-    if (get_attr(h, obj, CKA_MODULUS, &n, &n_len, err) < 0 ||
-        get_attr(h, obj, CKA_PUBLIC_EXPONENT, &e, &e_len, err) < 0)
-        goto out;
-    bn_n = BN_bin2bn(n, (int)n_len, NULL);
-    bn_e = BN_bin2bn(e, (int)e_len, NULL);
-    bld = OSSL_PARAM_BLD_new();
-    if (bn_n == NULL || bn_e == NULL || bld == NULL ||
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) != 1 ||
-        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) != 1) {
-        ks_fail(err, "out of memory");
-        goto out;
-    }
-    pkey = pkey_from_params("RSA", bld, err);
-out:
-    OSSL_PARAM_BLD_free(bld);
-    BN_free(bn_n);
-    BN_free(bn_e);
-    free(n);
-    free(e);
-    return pkey;
-}
-
-/* CKA_EC_POINT is a DER OCTET STRING around the uncompressed point (PKCS#11
- * 2.40); some modules return the bare point.  The bare form is recognised
- * by its exact length (0x04 || X || Y), which a wrapped point never has. */
-static int unwrap_ec_point(const unsigned char *val, size_t len, size_t coord_len,
-                           unsigned char **point, size_t *point_len)
-{
-    const unsigned char *src = val;
-    size_t n = len;
-    ASN1_OCTET_STRING *os = NULL;
-    if (!(len == 1 + 2 * coord_len && val[0] == 0x04)) {
-        const unsigned char *p = val;
-        os = d2i_ASN1_OCTET_STRING(NULL, &p, (long)len);
-        if (os == NULL || p != val + len) {
-            ASN1_OCTET_STRING_free(os);
-            ERR_clear_error();
-            return -1;
-        }
-        src = ASN1_STRING_get0_data(os);
-        n = (size_t)ASN1_STRING_length(os);
-    }
-    *point = malloc(n ? n : 1);
-    if (*point != NULL) {
-        memcpy(*point, src, n);
-        *point_len = n;
-    }
-    ASN1_OCTET_STRING_free(os);
-    return *point ? 0 : -1;
-}
-
-static EVP_PKEY *ec_public(hsm *h, CK_OBJECT_HANDLE obj, ks_err *err)
-{
-    unsigned char *params = NULL, *raw_point = NULL, *point = NULL;
-    size_t params_len = 0, raw_len = 0, point_len = 0;
-    EVP_PKEY *pkey = NULL;
-    ASN1_OBJECT *oid = NULL;
-    OSSL_PARAM_BLD *bld = NULL;
-    if (get_attr(h, obj, CKA_EC_PARAMS, &params, &params_len, err) < 0 ||
-        get_attr(h, obj, CKA_EC_POINT, &raw_point, &raw_len, err) < 0)
-        goto out;
-    const unsigned char *pp = params;
-    oid = d2i_ASN1_OBJECT(NULL, &pp, (long)params_len);
-    const ks_curve *curve = oid ? ks_curve_by_nid(OBJ_obj2nid(oid)) : NULL;
-    if (curve == NULL) {
-        ks_fail(err, "token key has EC parameters that are not a supported named curve");
-        goto out;
-    }
-    const char *group = curve->group_name;
-    if (unwrap_ec_point(raw_point, raw_len, curve->coord_len, &point, &point_len) < 0) {
-        ks_fail(err, "token key has a malformed CKA_EC_POINT");
-        goto out;
-    }
-    bld = OSSL_PARAM_BLD_new();
-    if (bld == NULL ||
-        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, point_len) != 1) {
-        ks_fail(err, "out of memory");
-        goto out;
-    }
-    pkey = pkey_from_params("EC", bld, err);
-out:
-    OSSL_PARAM_BLD_free(bld);
-    ASN1_OBJECT_free(oid);
-    free(params);
-    free(raw_point);
-    free(point);
-    return pkey;
-}
-
-static int key_type_of(hsm *h, CK_OBJECT_HANDLE obj, CK_KEY_TYPE *type, ks_err *err)
-{
-    CK_ATTRIBUTE a = {CKA_KEY_TYPE, type, sizeof(*type)};
-    CK_RV rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
-    return rv == CKR_OK ? 0 : fail_rv(err, "C_GetAttributeValue(CKA_KEY_TYPE)", rv);
-}
-
-int hsm_public_key(hsm *h, const unsigned char *id, size_t id_len, EVP_PKEY **out, ks_err *err)
-{
-    CK_OBJECT_HANDLE obj;
-    CK_KEY_TYPE type;
-    *out = NULL;
-    if (find_required(h, CKO_PUBLIC_KEY, id, id_len, &obj, err) < 0 ||
-        key_type_of(h, obj, &type, err) < 0)
+    size_t old_cap = t->cache_cap;
+    hsm_cache_entry *old = t->cache;
+    size_t cap = old_cap ? old_cap * 2 : 64;
+    hsm_cache_entry *fresh = calloc(cap, sizeof(*fresh));
+    if (fresh == NULL)
         return -1;
-    if (type == CKK_RSA)
-        *out = rsa_public(h, obj, err);
-    else if (type == CKK_EC)
-        *out = ec_public(h, obj, err);
-    else
-        return ks_fail(err, "token key has unsupported key type 0x%lx", (unsigned long)type);
-    return *out ? 0 : -1;
-}
-
-/* DER DigestInfo prefixes (RFC 8017 section 9.2, note 1), so that RSA
- * signing needs only CKM_RSA_PKCS, which every HSM has. */
-static const unsigned char di_sha256[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
-                                          0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                          0x01, 0x05, 0x00, 0x04, 0x20};
-static const unsigned char di_sha384[] = {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60,
-                                          0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                          0x02, 0x05, 0x00, 0x04, 0x30};
-static const unsigned char di_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60,
-                                          0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                          0x03, 0x05, 0x00, 0x04, 0x40};
-
-static int digest_info(int md_nid, const unsigned char *dg, size_t dg_len, unsigned char *out,
-                       size_t *out_len)
-{
-    const unsigned char *prefix;
-    size_t plen;
-    if (md_nid == NID_sha256) {
-        prefix = di_sha256;
-        plen = sizeof(di_sha256);
-    } else if (md_nid == NID_sha384) {
-        prefix = di_sha384;
-        plen = sizeof(di_sha384);
-    } else if (md_nid == NID_sha512) {
-        prefix = di_sha512;
-        plen = sizeof(di_sha512);
-    } else {
-        return -1;
-    }
-    memcpy(out, prefix, plen);
-    memcpy(out + plen, dg, dg_len);
-    *out_len = plen + dg_len;
-    return 0;
-}
-
-/* Large enough for every signature keysvc makes (RSA-4096: 512 bytes, P-521:
- * 132): one C_Sign call with a buffer that is always big enough, instead of
- * a length query followed by a second call. */
-#define SIG_MAX 1024
-
-static int sign_raw(hsm *h, CK_OBJECT_HANDLE key, CK_MECHANISM_TYPE mech_type,
-                    const unsigned char *in, size_t in_len, unsigned char **sig, size_t *sig_len,
-                    ks_err *err)
-{
-    CK_MECHANISM mech = {mech_type, NULL, 0};
-    *sig = malloc(SIG_MAX);
-    if (*sig == NULL)
-        return ks_fail(err, "out of memory");
-    CK_RV rv = P11(h, C_SignInit, h->session, &mech, key);
-    if (rv != CKR_OK) {
-        free(*sig);
-        *sig = NULL;
-        return fail_rv(err, "C_SignInit", rv);
-    }
-    CK_ULONG len = SIG_MAX;
-    rv = P11(h, C_Sign, h->session, (CK_BYTE *)in, (CK_ULONG)in_len, *sig, &len);
-    if (rv != CKR_OK) {
-        free(*sig);
-        *sig = NULL;
-        return fail_rv(err, "C_Sign", rv);
-    }
-    *sig_len = len;
-    return 0;
-}
-
-int hsm_sign(hsm *h, const unsigned char *id, size_t id_len, int md_nid,
-             const unsigned char *data, size_t data_len, unsigned char **sig, size_t *sig_len,
-             ks_err *err)
-{
-    CK_OBJECT_HANDLE key;
-    CK_KEY_TYPE type;
-    unsigned char dg[EVP_MAX_MD_SIZE];
-    unsigned int dg_len = 0;
-    const EVP_MD *md = EVP_get_digestbynid(md_nid);
-    *sig = NULL;
-    if (md == NULL)
-        return ks_fail(err, "unsupported digest %d", md_nid);
-    if (find_required(h, CKO_PRIVATE_KEY, id, id_len, &key, err) < 0 ||
-        key_type_of(h, key, &type, err) < 0)
-        return -1;
-    /* SoftHSM has no CKM_ECDSA_SHA256, and not every HSM has the combined
-     * RSA mechanisms: hash in software, sign the digest on the token. */
-    if (EVP_Digest(data, data_len, dg, &dg_len, md, NULL) != 1)
-        return ks_fail_openssl(err, "digest");
-    if (type == CKK_EC)
-        return sign_raw(h, key, CKM_ECDSA, dg, dg_len, sig, sig_len, err);
-    if (type == CKK_RSA) {
-        unsigned char di[19 + EVP_MAX_MD_SIZE];
-        size_t di_len = 0;
-        if (digest_info(md_nid, dg, dg_len, di, &di_len) < 0)
-            return ks_fail(err, "unsupported digest for RSA");
-        return sign_raw(h, key, CKM_RSA_PKCS, di, di_len, sig, sig_len, err);
-    }
-    return ks_fail(err, "token key has unsupported key type 0x%lx", (unsigned long)type);
-}
-
-int hsm_key_exists(hsm *h, const unsigned char *id, size_t id_len, ks_err *err)
-{
-    CK_OBJECT_HANDLE obj;
-    int priv = find_object(h, CKO_PRIVATE_KEY, id, id_len, &obj, err);
-    if (priv < 0)
-        return -1;
-    int pub = find_object(h, CKO_PUBLIC_KEY, id, id_len, &obj, err);
-    if (pub < 0)
-        return -1;
-    if (priv != pub)
-        return ks_fail(err, "token \"%s\" has only the %s half of a key", h->token.label,
-                       priv ? "private" : "public");
-    return priv;
-}
-
-/* Appends the CKA_ID of one object; IDs longer than hsm_key_id holds are
- * not keysvc's and are skipped. */
-static int append_key_id(hsm *h, CK_OBJECT_HANDLE obj, hsm_key_id **ids, size_t *n, size_t *cap,
-                         ks_err *err)
-{
-    hsm_key_id one = {0};
-    CK_ATTRIBUTE a = {CKA_ID, one.id, sizeof(one.id)};
-    CK_RV rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
-    /* Objects with an ID that is too long or unreadable are someone else's;
-     * a module that says OK with an impossible length is not believed. */
-    if (rv == CKR_BUFFER_TOO_SMALL || rv == CKR_ATTRIBUTE_SENSITIVE ||
-        rv == CKR_ATTRIBUTE_TYPE_INVALID ||
-        (rv == CKR_OK && (a.ulValueLen == CK_UNAVAILABLE_INFORMATION ||
-                          a.ulValueLen > sizeof(one.id))))
-        return 0;
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_GetAttributeValue(CKA_ID)", rv);
-    one.len = a.ulValueLen;
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        hsm_key_id *grown = realloc(*ids, ncap * sizeof(*grown));
-        if (grown == NULL)
-            return ks_fail(err, "out of memory");
-        *ids = grown;
-        *cap = ncap;
-    }
-    (*ids)[(*n)++] = one;
-    return 0;
-}
-
-int hsm_list_private_key_ids(hsm *h, hsm_key_id **ids, size_t *n, ks_err *err)
-{
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)}};
-    size_t cap = 0;
-    *ids = NULL;
-    *n = 0;
-    CK_RV rv = P11(h, C_FindObjectsInit, h->session, tmpl, 1);
-    if (rv != CKR_OK)
-        return fail_rv(err, "C_FindObjectsInit", rv);
-    int rc = 0;
-    for (;;) {
-        CK_OBJECT_HANDLE batch[128];
-        CK_ULONG got = 0;
-        rv = P11(h, C_FindObjects, h->session, batch, 128, &got);
-        if (rv != CKR_OK) {
-            rc = fail_rv(err, "C_FindObjects", rv);
-            break;
-        }
-        if (got == 0)
-            break;
-        for (CK_ULONG i = 0; i < got && rc == 0; i++)
-            rc = append_key_id(h, batch[i], ids, n, &cap, err);
-        if (rc < 0)
-            break;
-    }
-    P11(h, C_FindObjectsFinal, h->session);
-    if (rc < 0) {
-        free(*ids);
-        *ids = NULL;
-        *n = 0;
-    }
-    return rc;
-}
-
-int hsm_destroy_key(hsm *h, const unsigned char *id, size_t id_len, ks_err *err)
-{
-    CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
-    for (size_t i = 0; i < 2; i++) {
-        CK_OBJECT_HANDLE obj;
-        int rc = find_object(h, classes[i], id, id_len, &obj, err);
-        if (rc < 0)
-            return -1;
-        if (rc == 0)
+    t->cache = fresh;
+    t->cache_cap = cap;
+    t->cache_used = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].used)
             continue;
-        CK_RV rv = P11(h, C_DestroyObject, h->session, obj);
-        if (rv != CKR_OK)
-            return fail_rv(err, "C_DestroyObject", rv);
+        size_t j = cache_slot(t, old[i].id, old[i].id_len);
+        while (t->cache[j].used)
+            j = (j + 1) & (cap - 1);
+        t->cache[j] = old[i];
+        t->cache_used++;
     }
+    free(old);
     return 0;
 }
 
-static int get_bool(hsm *h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, int *out)
+/* Remembers a key; a full cache just means more searches, never an error. */
+static void cache_put(hsm_token *t, const unsigned char *id, size_t id_len, CK_OBJECT_HANDLE priv,
+                      CK_KEY_TYPE type)
 {
-    CK_BBOOL v = CK_FALSE;
-    CK_ATTRIBUTE a = {type, &v, sizeof(v)};
-    CK_RV rv = P11(h, C_GetAttributeValue, h->session, obj, &a, 1);
-    *out = rv == CKR_OK && v == CK_TRUE;
-    return rv == CKR_OK ? 0 : -1;
+    if (id_len > HSM_MAX_ID_LEN || ((t->cache_used + 1) * 2 > t->cache_cap && cache_grow(t) < 0))
+        return;
+    size_t i = cache_slot(t, id, id_len);
+    while (t->cache[i].used)
+        i = (i + 1) & (t->cache_cap - 1);
+    hsm_cache_entry *e = &t->cache[i];
+    memcpy(e->id, id, id_len);
+    e->id_len = id_len;
+    e->priv = priv;
+    e->key_type = type;
+    e->used = 1;
+    t->cache_used++;
 }
 
-int hsm_inspect_key(hsm *h, const unsigned char *id, size_t id_len, hsm_key_attrs *out,
-                    ks_err *err)
+void hsm_cache_clear(hsm_token *t)
 {
-    CK_OBJECT_HANDLE key;
-    CK_KEY_TYPE type;
-    memset(out, 0, sizeof(*out));
-    if (find_required(h, CKO_PRIVATE_KEY, id, id_len, &key, err) < 0 ||
-        key_type_of(h, key, &type, err) < 0)
+    free(t->cache);
+    t->cache = NULL;
+    t->cache_cap = 0;
+    t->cache_used = 0;
+}
+
+void hsm_cache_drop(hsm_token *t, const unsigned char *id, size_t id_len)
+{
+    /* Open addressing cannot simply empty a slot: rebuild without it. */
+    hsm_cache_entry *e = cache_find(t, id, id_len);
+    if (e == NULL)
+        return;
+    e->used = 0;
+    size_t cap = t->cache_cap;
+    hsm_cache_entry *old = t->cache;
+    t->cache = NULL;
+    t->cache_cap = 0;
+    t->cache_used = 0;
+    for (size_t i = 0; i < cap; i++)
+        if (old[i].used)
+            cache_put(t, old[i].id, old[i].id_len, old[i].priv, old[i].key_type);
+    free(old);
+}
+
+int hsm_private_key(hsm_token *t, const unsigned char *id, size_t id_len, CK_OBJECT_HANDLE *key,
+                    CK_KEY_TYPE *type, int *from_cache, ks_err *err)
+{
+    hsm_cache_entry *e = cache_find(t, id, id_len);
+    *from_cache = e != NULL;
+    if (e != NULL) {
+        *key = e->priv;
+        *type = e->key_type;
+        return 0;
+    }
+    int found = hsm_find_object(t, CKO_PRIVATE_KEY, id, id_len, key, err);
+    if (found == 0)
+        return ks_fail(err, "token \"%s\" (serial %s) has no private key with this CKA_ID",
+                       t->info.label, t->info.serial);
+    if (found < 0)
         return -1;
-    if (get_bool(h, key, CKA_TOKEN, &out->is_token) < 0 ||
-        get_bool(h, key, CKA_PRIVATE, &out->is_private) < 0 ||
-        get_bool(h, key, CKA_SENSITIVE, &out->sensitive) < 0 ||
-        get_bool(h, key, CKA_EXTRACTABLE, &out->extractable) < 0 ||
-        get_bool(h, key, CKA_ALWAYS_SENSITIVE, &out->always_sensitive) < 0 ||
-        get_bool(h, key, CKA_NEVER_EXTRACTABLE, &out->never_extractable) < 0)
-        return ks_fail(err, "cannot read the attributes of the private key");
-    /* Ask for the secret itself: a sealed key answers CKR_ATTRIBUTE_SENSITIVE. */
-    unsigned char buf[1024];
-    CK_ATTRIBUTE secret = {type == CKK_RSA ? CKA_PRIVATE_EXPONENT : CKA_VALUE, buf, sizeof(buf)};
-    out->secret_read_rv = P11(h, C_GetAttributeValue, h->session, key, &secret, 1);
-    OPENSSL_cleanse(buf, sizeof(buf));
+    CK_ATTRIBUTE a = {CKA_KEY_TYPE, type, sizeof(*type)};
+    CK_RV rv = P11(t->h, C_GetAttributeValue, t->session, *key, &a, 1);
+    if (rv != CKR_OK)
+        return hsm_fail_rv(err, "C_GetAttributeValue(CKA_KEY_TYPE)", rv);
+    cache_put(t, id, id_len, *key, *type);
     return 0;
 }

@@ -2,10 +2,12 @@
  * Names of PKCS#11 return values, for error messages and debug logs.
  * Generated once from p11-kit's pkcs11.h; keep in step with it.
  */
-#include "hsm.h"
+#include "hsm_internal.h"
 
 #include <p11-kit/pkcs11.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const struct {
     CK_RV rv;
@@ -114,4 +116,14 @@ const char *hsm_rv_name(unsigned long rv)
             return rv_names[i].name;
     snprintf(unknown, sizeof(unknown), "CKR_0x%lx", rv);
     return unknown;
+}
+
+unsigned long hsm_rv_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof(rv_names) / sizeof(rv_names[0]); i++)
+        if (strcmp(rv_names[i].name, name) == 0)
+            return rv_names[i].rv;
+    char *end = NULL;
+    unsigned long v = strtoul(name, &end, 0);
+    return end != name && *end == '\0' ? v : CKR_OK;
 }

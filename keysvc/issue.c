@@ -45,16 +45,16 @@ static int csr_sign(void *ctx, int md_nid, const unsigned char *tbs, size_t len,
     return ks_signer_sign_csr(ic->run->signer, &ic->key_ref, md_nid, tbs, len, sig, sig_len, err);
 }
 
+/* The primary key of the certificate's private key (made with its backup
+ * the first time). */
 static int prepare_key(issue_ctx *ic, ks_err *err)
 {
-    const ks_config *cfg = ic->run->cfg;
-    hsm_key_spec spec;
-    char params[32];
+    const ks_key_config *k = &ic->run->cfg->keys[ic->cert->key];
+    ks_key_request req;
     int generated;
-    ks_key_spec(ic->type, cfg->key_size, cfg->key_curve, &spec, params, sizeof(params));
-    if (ks_keys_ensure_primary(ic->run->db, ic->run->signer, ic->run->tenant, "certificate",
-                               ic->cert->name, ic->type, &spec, params, &ic->key, &generated,
-                               err) < 0)
+    if (ks_key_request_init(&req, ic->run->tenant, KS_PURPOSE_CERTIFICATE, k->name, ic->type,
+                            k->key_size, k->key_curve, err) < 0 ||
+        ks_keys_ensure(ic->run->db, ic->run->signer, &req, 1, &ic->key, &generated, err) < 0)
         return -1;
     if (ks_keyref_from_row(&ic->key, &ic->key_ref, err) < 0 ||
         store_order_set_key(ic->run->db, ic->order_row.id, ic->key.id, err) < 0)

@@ -1,6 +1,7 @@
 /*
  * keys: the keys keysvc knows, kept consistent between the database (which
- * key is what) and the token (the key itself).
+ * key is what: roles and states) and the token (the key itself), through
+ * crashes at any step (docs/keyservice.md, "Keys and roles").
  */
 #ifndef KEYSVC_KEYS_H
 #define KEYSVC_KEYS_H
@@ -11,20 +12,43 @@
 
 #include <openssl/evp.h>
 
-/* The token key spec and its database name ("rsa2048", "secp256r1"). */
-int ks_key_spec(ks_key_type type, unsigned rsa_bits, int curve_nid, hsm_key_spec *spec,
-                char *params, size_t params_cap);
+/* Which key is meant: tenant, purpose, key name and type, and how to make
+ * it.  `params` is its database name ("rsa2048", "secp256r1", "ed25519"). */
+typedef struct ks_key_request {
+    const char *tenant;
+    ks_key_purpose purpose;
+    const char *name;
+    ks_key_type type;
+    hsm_key_spec spec;
+    char params[32];
+} ks_key_request;
+
+/* Fills a request; -1 for a size or curve keysvc does not make. */
+int ks_key_request_init(ks_key_request *req, const char *tenant, ks_key_purpose purpose,
+                        const char *name, ks_key_type type, unsigned rsa_bits, int curve_nid,
+                        ks_err *err);
 
 /* The reference the signer needs for a key row; -1 if the row's CKA_ID or
  * serial does not fit (never truncated). */
 int ks_keyref_from_row(const store_key *row, ks_keyref *ref, ks_err *err);
 
-/* Finds the live primary key for (purpose, name, type), checks that it is on
- * the signer's token, or generates one on the token and records it.  *out is
- * filled (caller clears with store_key_clear); *generated tells which. */
-int ks_keys_ensure_primary(store *db, ks_signer *signer, const char *tenant, const char *purpose,
-                           const char *name, ks_key_type type, const hsm_key_spec *spec,
-                           const char *params, store_key *out, int *generated, ks_err *err);
+/* Finishes what a crash interrupted, for one tenant: pending keys are rolled
+ * back (destroyed on the token if they were made), keys marked for
+ * destruction are destroyed.  Call before the tenant's keys are used. */
+int ks_keys_recover(store *db, ks_signer *signer, const char *tenant, ks_err *err);
+
+/* Makes sure the key has a live primary, and a live backup when
+ * `with_backup` (a lone backup is promoted, as acmebot does; what is missing
+ * is generated).  *primary is filled (caller clears); *generated counts the
+ * keys made. */
+int ks_keys_ensure(store *db, ks_signer *signer, const ks_key_request *req, int with_backup,
+                   store_key *primary, int *generated, ks_err *err);
+
+/* The rollover: the backup becomes the primary, the primary becomes the
+ * previous key (keep_previous) or is destroyed, a new backup is generated.
+ * Either the old or the new arrangement survives a crash at any step. */
+int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, int keep_previous,
+                     ks_err *err);
 
 /* base64(SHA-256(SubjectPublicKeyInfo DER)), the HPKP/TLSA pin; caller frees. */
 char *ks_spki_pin_new(EVP_PKEY *pub, ks_err *err);
@@ -32,5 +56,9 @@ char *ks_spki_pin_new(EVP_PKEY *pub, ks_err *err);
 /* The key's RFC 7512 URI, naming token (label, serial, ...), object and id;
  * caller frees. */
 char *ks_key_uri_new(const store_key *row, const hsm_token_info *token);
+
+/* Audit hooks that record every key operation in the store's audit_events
+ * (`db` is their context). */
+ks_audit_hooks ks_store_audit_hooks(store *db);
 
 #endif

@@ -7,6 +7,7 @@
 #include "ks_log.h"
 #include "ks_util.h"
 #include "run.h"
+#include "snippets.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,32 @@ static int write_output(ks_run *run, const char *dir, const char *tmpl, const ch
     return rc;
 }
 
+/* nginx and Apache snippets beside the certificate (snippets.h); off with
+ * the certificate or the key URI output. */
+static int write_snippets(ks_run *run, const ks_cert_config *cert, ks_key_type type,
+                          const char *uri, ks_err *err)
+{
+    const ks_config *cfg = run->cfg;
+    if (cfg->dir_certificate == NULL || cfg->dir_private_key == NULL)
+        return 0;
+    char *nginx = NULL, *apache = NULL;
+    char *cert_path = ks_config_output_path(cfg, cfg->dir_certificate, cfg->fn_certificate,
+                                            cert->name, type, err);
+    const char *pin_source = cfg->hsm_server_pin_source;
+    int rc = -1;
+    if (cert_path != NULL && ks_snippet_nginx(cert_path, uri, pin_source, &nginx, err) == 0 &&
+        ks_snippet_apache(cert_path, uri, pin_source, &apache, err) == 0 &&
+        write_output(run, cfg->dir_certificate, "{name}{suffix}.nginx.conf", cert->name, type,
+                     nginx, 0755, MODE_CERT, err) == 0 &&
+        write_output(run, cfg->dir_certificate, "{name}{suffix}.apache.conf", cert->name, type,
+                     apache, 0755, MODE_CERT, err) == 0)
+        rc = 0;
+    free(cert_path);
+    free(nginx);
+    free(apache);
+    return rc;
+}
+
 int ks_output_write(ks_run *run, const ks_cert_config *cert, ks_key_type type,
                     const store_cert *c, const store_key *key, ks_err *err)
 {
@@ -57,8 +84,11 @@ int ks_output_write(ks_run *run, const ks_cert_config *cert, ks_key_type type,
         (c->chain_pem[0] != '\0' &&
          write_output(run, cfg->dir_chain, cfg->fn_chain, cert->name, type, c->chain_pem, 0755,
                       MODE_CERT, err) < 0) ||
-        write_output(run, cfg->dir_private_key, cfg->fn_private_key, cert->name, type, uri_line,
-                     0750, MODE_KEY_URI, err) < 0) {
+        /* The key file is named after the private key, which several
+         * certificates may share (acmebot's private_keys). */
+        write_output(run, cfg->dir_private_key, cfg->fn_private_key, key->name, type, uri_line,
+                     0750, MODE_KEY_URI, err) < 0 ||
+        write_snippets(run, cert, type, uri, err) < 0) {
         ks_failp(err, "writing files for %s (%s)", cert->name, ks_key_type_name(type));
         goto out;
     }

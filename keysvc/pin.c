@@ -6,94 +6,131 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PIN_MAX 256
-
-static char *pin_from_env(const char *name, size_t *len, ks_err *err)
+void ks_pin_env_wipe(const char *env_name)
 {
-    char *value = getenv(name);
-    if (value == NULL || *value == '\0') {
-        ks_fail(err, "the PIN environment variable %s is not set", name);
-        return NULL;
-    }
-    *len = strlen(value);
-    /* A cut PIN would be a wrong PIN, and a wrong PIN spends a login try. */
-    char *pin = *len <= PIN_MAX ? strdup(value) : NULL;
-    /* Wipe the copy in our environment block so it is not in a core file,
-     * /proc/self/environ, or the environment of anything we start. */
-    OPENSSL_cleanse(value, *len);
-    unsetenv(name);
-    if (*len > PIN_MAX)
-        ks_fail(err, "the PIN in %s is longer than %d bytes", name, PIN_MAX);
-    else if (pin == NULL)
-        ks_fail(err, "out of memory");
-    return pin;
+    char *value = env_name ? getenv(env_name) : NULL;
+    /* Wipe the bytes in the environment block itself, so the PIN is not in a
+     * core file or /proc/self/environ, then drop the variable. */
+    if (value != NULL)
+        OPENSSL_cleanse(value, strlen(value));
+    if (env_name != NULL)
+        unsetenv(env_name);
 }
 
-/* Reads the PIN file into a stack buffer that is wiped, so that no copy is
- * left in freed heap memory. */
-static char *pin_from_file(const char *path, size_t *len, ks_err *err)
+/* A page that is never swapped out and never written to a core file. */
+static char *protected_page(size_t *len)
 {
-    char buf[PIN_MAX + 3];
-    char *pin = NULL;
+    long page = sysconf(_SC_PAGESIZE);
+    *len = page > 0 ? (size_t)page : 4096;
+    char *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if (mlock(p, *len) < 0)
+        ks_warn("cannot lock the PIN's memory page: %s", strerror(errno));
+    madvise(p, *len, MADV_DONTDUMP);
+    return p;
+}
+
+static int capture_env(ks_pin_source *src, const char *name, ks_err *err)
+{
+    char *value = getenv(name);
+    size_t len = value ? strlen(value) : 0;
+    int rc = 0;
+    if (len == 0)
+        rc = ks_fail(err, "the PIN environment variable %s is not set", name);
+    else if (len > KS_PIN_MAX)
+        /* A cut PIN would be a wrong PIN, and a wrong PIN spends a login try. */
+        rc = ks_fail(err, "the PIN in %s is longer than %d bytes", name, KS_PIN_MAX);
+    else if ((src->page = protected_page(&src->page_len)) == NULL)
+        rc = ks_fail(err, "cannot map a page for the PIN: %s", strerror(errno));
+    if (rc == 0) {
+        memcpy(src->page, value, len);
+        src->pin_len = len;
+    }
+    ks_pin_env_wipe(name);
+    return rc;
+}
+
+int ks_pin_source_init(ks_pin_source *src, const char *env_name, const char *path, ks_err *err)
+{
+    memset(src, 0, sizeof(*src));
+    if ((env_name == NULL) == (path == NULL))
+        return ks_fail(err, "a PIN comes from exactly one of an environment variable or a file");
+    if (env_name != NULL) {
+        snprintf(src->what, sizeof(src->what), "environment variable %s", env_name);
+        return capture_env(src, env_name, err);
+    }
+    snprintf(src->what, sizeof(src->what), "file %s", path);
+    src->path = strdup(path);
+    return src->path ? 0 : ks_fail(err, "out of memory");
+}
+
+/* Reads the PIN file to the end into buf, without leaving copies in heap
+ * memory.  Returns the length or -1. */
+static int read_pin_file(const char *path, char *buf, size_t cap, size_t *len, ks_err *err)
+{
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
-        return NULL;
-    }
+    if (fd < 0)
+        return ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
     if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
         ks_warn("PIN file %s can be read by other users (mode %03o); chmod 600 it", path,
                 st.st_mode & 0777);
-    /* Read to the end: a short read would cut the PIN, and a wrong PIN
-     * spends a login try. */
+    /* Read to the end: a short read would cut the PIN. */
     size_t got = 0;
     for (;;) {
-        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+        ssize_t n = read(fd, buf + got, cap - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
+            int saved = errno;
             close(fd);
-            goto out;
+            return ks_fail(err, "reading the PIN file: %s: %s", path, strerror(saved));
         }
-        if (n == 0 || (got += (size_t)n) == sizeof(buf))
+        if (n == 0 || (got += (size_t)n) == cap)
             break;
     }
     close(fd);
+    if (got > 0 && buf[got - 1] == '\n')
+        got--;
+    if (got > 0 && buf[got - 1] == '\r')
+        got--;
     *len = got;
-    if (*len > 0 && buf[*len - 1] == '\n')
-        (*len)--;
-    if (*len > 0 && buf[*len - 1] == '\r')
-        (*len)--;
-    if (*len > PIN_MAX) {
-        ks_fail(err, "the PIN in %s is longer than %d bytes", path, PIN_MAX);
-        goto out;
-    }
-    pin = malloc(*len + 1);
-    if (pin == NULL) {
-        ks_fail(err, "out of memory");
-        goto out;
-    }
-    memcpy(pin, buf, *len);
-    pin[*len] = '\0';
-out:
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return pin;
+    return 0;
 }
 
-char *ks_pin_read(const char *env_name, const char *path, size_t *len, ks_err *err)
+int ks_pin_source_get(void *ctx, char *buf, size_t cap, size_t *len, ks_err *err)
 {
-    *len = 0;
-    char *pin = env_name ? pin_from_env(env_name, len, err) : pin_from_file(path, len, err);
-    if (pin != NULL && *len == 0) {
-        ks_secret_free(pin, 1);
-        ks_fail(err, "the PIN from %s is empty", env_name ? env_name : path);
-        return NULL;
+    ks_pin_source *src = ctx;
+    if (cap < KS_PIN_MAX + 1)
+        return ks_fail(err, "PIN buffer too small");
+    if (src->page != NULL) {
+        memcpy(buf, src->page, src->pin_len);
+        *len = src->pin_len;
+    } else if (read_pin_file(src->path, buf, cap, len, err) < 0) {
+        return -1;
     }
-    return pin;
+    if (*len == 0)
+        return ks_fail(err, "the PIN from %s is empty", src->what);
+    if (*len > KS_PIN_MAX)
+        return ks_fail(err, "the PIN in %s is longer than %d bytes", src->what, KS_PIN_MAX);
+    return 0;
+}
+
+void ks_pin_source_clear(ks_pin_source *src)
+{
+    if (src->page != NULL) {
+        OPENSSL_cleanse(src->page, src->page_len);
+        munlock(src->page, src->page_len);
+        munmap(src->page, src->page_len);
+    }
+    free(src->path);
+    memset(src, 0, sizeof(*src));
 }

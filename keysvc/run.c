@@ -11,8 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_TENANT "default"
-
 /* Everything that can be checked without touching the token, the database
  * or the CA is checked first, so that bad input changes nothing. */
 static int preflight(const ks_config *cfg, ks_err *err)
@@ -130,9 +128,10 @@ static int process(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks
     store_cert have = {0};
     store_key primary = {0};
     int rc = -1;
+    const char *key_name = run->cfg->keys[cert->key].name;
     int found = store_cert_find_current(run->db, run->tenant, cert->name, type_name, &have, err);
     int has_key = found < 0 ? -1
-                            : store_key_find(run->db, run->tenant, "certificate", cert->name,
+                            : store_key_find(run->db, run->tenant, "certificate", key_name,
                                              type_name, "primary", &primary, err);
     if (found < 0 || has_key < 0)
         goto out;
@@ -149,11 +148,61 @@ out:
     return rc;
 }
 
-static int process_all(ks_run *run)
+/* Whether the run's name list (if any) selects this certificate: by its own
+ * name or by its private key's. */
+static int selected(const ks_run *run, const ks_cert_config *cert)
+{
+    const char *key = run->cfg->keys[cert->key].name;
+    if (run->opts->n_names == 0)
+        return 1;
+    for (size_t i = 0; i < run->opts->n_names; i++)
+        if (strcmp(run->opts->names[i], cert->name) == 0 || strcmp(run->opts->names[i], key) == 0)
+            return 1;
+    return 0;
+}
+
+static int in_tenant(const ks_run *run, const ks_cert_config *cert)
+{
+    const ks_key_config *k = &run->cfg->keys[cert->key];
+    return strcmp(run->cfg->tenants[k->tenant].name, run->tenant) == 0;
+}
+
+/* Rolls over every selected private key of the tenant, in each key type. */
+static int rollover_selected(ks_run *run)
+{
+    int failures = 0;
+    int keep_previous = run->cfg->dir_previous_key != NULL;
+    for (size_t i = 0; i < run->cfg->n_keys; i++) {
+        const ks_key_config *k = &run->cfg->keys[i];
+        int wanted = 0;
+        for (size_t c = 0; c < run->cfg->n_certs && !wanted; c++)
+            wanted = run->cfg->certs[c].key == i && in_tenant(run, &run->cfg->certs[c]) &&
+                     selected(run, &run->cfg->certs[c]);
+        for (size_t t = 0; wanted && t < k->n_key_types; t++) {
+            ks_err err = {0};
+            ks_key_request req;
+            if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_CERTIFICATE, k->name,
+                                    k->key_types[t], k->key_size, k->key_curve, &err) < 0 ||
+                ks_keys_rollover(run->db, run->signer, &req, keep_previous, &err) < 0) {
+                ks_error("%s", err.msg);
+                failures++;
+                continue;
+            }
+            run->changed = 1;
+            if (!run->opts->quiet)
+                printf("rolled over %s (%s)\n", k->name, ks_key_type_name(k->key_types[t]));
+        }
+    }
+    return failures;
+}
+
+static int process_tenant_certificates(ks_run *run)
 {
     int failures = 0;
     for (size_t i = 0; i < run->cfg->n_certs; i++) {
         const ks_cert_config *cert = &run->cfg->certs[i];
+        if (!in_tenant(run, cert) || !selected(run, cert))
+            continue;
         for (size_t t = 0; t < cert->n_key_types; t++) {
             ks_err err = {0};
             if (process(run, cert, cert->key_types[t], &err) < 0) {
@@ -200,52 +249,133 @@ static int lock_tenant(store *db, const char *tenant, ks_err *err)
     return 0;
 }
 
+/* Forgets what belonged to the previous tenant. */
+static void end_tenant(ks_run *run)
+{
+    acme_client_free(run->acme);
+    free(run->account_jwk);
+    free(run->token_keys);
+    store_key_clear(&run->account_key);
+    run->acme = NULL;
+    run->account_jwk = NULL;
+    run->account_alg = NULL;
+    run->token_keys = NULL;
+    run->n_token_keys = 0;
+    run->token_keys_loaded = 0;
+    run->account_failed = 0;
+    run->signer = NULL;
+}
+
+/* One tenant: its lock, recovery of interrupted key operations, the
+ * rollovers asked for, then its certificates.  Returns the failure count. */
+static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
+{
+    ks_err err = {0};
+    run->tenant_cfg = &run->cfg->tenants[index];
+    run->tenant = run->tenant_cfg->name;
+    run->signer = signer;
+    ks_audit_hooks hooks = ks_store_audit_hooks(run->db);
+    ks_signer_set_audit(signer, &hooks);
+    int failures = 0;
+    if (lock_tenant(run->db, run->tenant, &err) < 0 ||
+        ks_keys_recover(run->db, signer, run->tenant, &err) < 0) {
+        ks_error("%s", err.msg);
+        failures = 1;
+    } else {
+        if (run->opts->rollover)
+            failures += rollover_selected(run);
+        failures += process_tenant_certificates(run);
+    }
+    ks_signer_set_audit(signer, NULL);
+    end_tenant(run);
+    return failures;
+}
+
+/* Starts the run's own signer, or reaches the standalone one.  Returns 1 in
+ * the signer child once it is done (its exit code in *child_status). */
+static int start_signer(const ks_config *cfg, const ks_run_options *opts, ks_signer_process *proc,
+                        int *child_status, ks_err *err)
+{
+    if (cfg->signer_socket != NULL)
+        return ks_signer_connect_path(cfg->signer_socket, proc, err);
+    size_t n = 0;
+    ks_signer_tenant_config *tenants = ks_signer_tenants_from_config(cfg, opts->tenant, &n, err);
+    if (tenants == NULL)
+        return -1;
+    int rc = ks_signer_spawn(cfg->hsm_module, tenants, n, proc, child_status, err);
+    free(tenants);
+    return rc;
+}
+
+/* Logs into every tenant the run works for, before anything is changed:
+ * a wrong PIN or a missing token stops that tenant with nothing done. */
+static ks_signer **open_tenants(const ks_config *cfg, const ks_run_options *opts, int fd,
+                                int *failures)
+{
+    ks_signer **signers = calloc(cfg->n_tenants ? cfg->n_tenants : 1, sizeof(*signers));
+    for (size_t i = 0; signers && i < cfg->n_tenants; i++) {
+        ks_err err = {0};
+        if (opts->tenant != NULL && strcmp(opts->tenant, cfg->tenants[i].name) != 0)
+            continue;
+        signers[i] = ks_signer_open(fd, cfg->tenants[i].name, &err);
+        if (signers[i] == NULL) {
+            ks_error("tenant \"%s\": %s", cfg->tenants[i].name, err.msg);
+            (*failures)++;
+        }
+    }
+    return signers;
+}
+
+static int exit_code(const ks_run *run, int failures)
+{
+    if (failures > 0)
+        return KS_EXIT_FAILED;
+    if (run->changed)
+        return KS_EXIT_CHANGED;
+    if (!run->opts->quiet)
+        printf("nothing to do: %zu certificate(s) current\n", run->cfg->n_certs);
+    return KS_EXIT_NOTHING;
+}
+
 int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
 {
     ks_err err = {0};
-    ks_run run = {.cfg = cfg, .opts = opts, .tenant = DEFAULT_TENANT};
+    ks_run run = {.cfg = cfg, .opts = opts};
+    ks_signer_process signer = {.fd = -1};
+    ks_signer **signers = NULL;
     pgcluster *cluster = NULL;
-    int lock_fd = -1;
+    int lock_fd = -1, failures = 0, child_status = 0;
     int result = KS_EXIT_FAILED;
-    ks_signer_config scfg = {.module = cfg->hsm_module,
-                             .token_label = cfg->hsm_token,
-                             .token_serial = cfg->hsm_token_serial,
-                             .pin_env = cfg->hsm_pin_env,
-                             .pin_file = cfg->hsm_pin_file};
 
+    if (opts->tenant != NULL && ks_config_tenant_index(cfg, opts->tenant) < 0) {
+        ks_fail(&err, "no tenant \"%s\" is configured", opts->tenant);
+        goto out;
+    }
     if (preflight(cfg, &err) < 0)
         goto out;
-    lock_fd = ks_state_lock(cfg->dir_state, &err);
-    if (lock_fd < 0)
+    /* The signer first, before any network or database: the child must not
+     * inherit either, and the worker must not keep a PIN. */
+    int started = start_signer(cfg, opts, &signer, &child_status, &err);
+    if (started == 1)
+        return child_status;
+    if (started < 0 || (lock_fd = ks_state_lock(cfg->dir_state, &err)) < 0)
         goto out;
-    /* The token before the database: a wrong PIN or a missing token stops
-     * the run before anything is created. */
-    run.signer = ks_signer_open(&scfg, &err);
-    if (run.signer == NULL)
+    signers = open_tenants(cfg, opts, signer.fd, &failures);
+    if (signers == NULL || failures == (int)cfg->n_tenants ||
+        (run.db = open_database(cfg, &cluster, &err)) == NULL)
         goto out;
-    run.db = open_database(cfg, &cluster, &err);
-    if (run.db == NULL || lock_tenant(run.db, run.tenant, &err) < 0)
-        goto out;
-    int failures = process_all(&run);
-    if (failures > 0) {
-        err.msg[0] = '\0';
-        result = KS_EXIT_FAILED;
-    } else if (run.changed) {
-        result = KS_EXIT_CHANGED;
-    } else {
-        result = KS_EXIT_NOTHING;
-        if (!opts->quiet)
-            printf("nothing to do: %zu certificate(s) current\n", cfg->n_certs);
-    }
+    for (size_t i = 0; i < cfg->n_tenants; i++)
+        if (signers[i] != NULL)
+            failures += run_tenant(&run, i, signers[i]);
+    result = exit_code(&run, failures);
 out:
     if (err.msg[0] != '\0')
         ks_error("%s", err.msg);
-    acme_client_free(run.acme);
-    free(run.account_jwk);
-    free(run.token_keys);
-    store_key_clear(&run.account_key);
+    for (size_t i = 0; signers && i < cfg->n_tenants; i++)
+        ks_signer_close(signers[i]);
+    free(signers);
     store_close(run.db);
-    ks_signer_close(run.signer);
+    ks_signer_process_end(&signer);
     pgcluster_release(cluster);
     ks_state_unlock(lock_fd);
     return result;

@@ -21,23 +21,29 @@ enum ks_exit {
 };
 
 typedef struct ks_run_options {
-    int quiet; /* no "nothing to do" / action lines on stdout */
+    int quiet;           /* no "nothing to do" / action lines on stdout */
+    int rollover;        /* roll the selected keys over first */
+    const char *tenant;  /* only this tenant (NULL: all) */
+    char *const *names;  /* only these certificates or private keys (n_names 0: all) */
+    size_t n_names;
 } ks_run_options;
 
-/* The state of one run, shared by its steps. */
+/* The state of one run, shared by its steps; the fields from `tenant` on
+ * belong to the tenant being worked on and are reset between tenants. */
 typedef struct ks_run {
     const ks_config *cfg;
     const ks_run_options *opts;
-    const char *tenant;
     store *db;
-    ks_signer *signer;
+    int changed;
+    const char *tenant;
+    const ks_tenant_config *tenant_cfg;
+    ks_signer *signer; /* this tenant's view of the signer */
     acme_client *acme; /* created when the first order is needed */
     /* The ACME account key, once the account is set up. */
     store_key account_key;
     ks_keyref account_ref;
     char *account_jwk;
     const char *account_alg;
-    int changed;
     /* Setting up the CA or the account failed once: later certificates of
      * this run are not ordered (their files are still kept in step). */
     int account_failed;

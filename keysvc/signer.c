@@ -1,148 +1,431 @@
 #include "signer.h"
 
-#include "ks_curves.h"
+#include "ks_log.h"
 #include "ks_util.h"
 #include "pin.h"
+#include "signer_proto.h"
 
+#include <errno.h>
 #include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 struct ks_signer {
-    hsm *hsm;
+    int fd;
+    char *tenant;
+    hsm_token_info token;
+    ks_audit_hooks audit;
 };
 
-ks_signer *ks_signer_open(const ks_signer_config *cfg, ks_err *err)
+const char *ks_key_purpose_name(ks_key_purpose p)
 {
-    ks_signer *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
+    return p == KS_PURPOSE_ACCOUNT ? "account" : "certificate";
+}
+
+/* ---------------------------------------------------- the signer process */
+
+ks_signer_tenant_config *ks_signer_tenants_from_config(const ks_config *cfg, const char *only,
+                                                       size_t *n, ks_err *err)
+{
+    ks_signer_tenant_config *out = calloc(cfg->n_tenants ? cfg->n_tenants : 1, sizeof(*out));
+    *n = 0;
+    if (out == NULL) {
         ks_fail(err, "out of memory");
         return NULL;
     }
-    size_t pin_len = 0;
-    char *pin = ks_pin_read(cfg->pin_env, cfg->pin_file, &pin_len, err);
-    if (pin == NULL)
-        goto fail;
-    s->hsm = hsm_open(cfg->module, err);
-    int rc = s->hsm ? hsm_login(s->hsm, cfg->token_label, cfg->token_serial, pin, pin_len, err)
-                    : -1;
-    ks_secret_free(pin, pin_len + 1);
+    for (size_t i = 0; i < cfg->n_tenants; i++) {
+        const ks_tenant_config *t = &cfg->tenants[i];
+        if (only != NULL && strcmp(only, t->name) != 0)
+            continue;
+        out[(*n)++] = (ks_signer_tenant_config){.name = t->name,
+                                                .token_label = t->token,
+                                                .token_serial = t->token_serial,
+                                                .pin_env = t->pin_env,
+                                                .pin_file = t->pin_file};
+    }
+    return out;
+}
+
+/* The child: serve the worker until it closes its end, then report. */
+static int run_child(int fd, const char *module, const ks_signer_tenant_config *tenants,
+                     size_t n)
+{
+    ks_err err = {0};
+    ks_signer_install_test_hooks();
+    ks_signer_server *server = ks_signer_server_new(module, tenants, n, &err);
+    int rc = 0;
+    if (server == NULL) {
+        /* The worker learns it from its first request: the socket closes. */
+        ks_error("signer: %s", err.msg);
+        rc = 2;
+    } else if (ks_signer_serve_connection(server, fd, &err) < 0) {
+        ks_error("%s", err.msg);
+        rc = 2;
+    }
+    ks_signer_server_free(server);
+    close(fd);
+    return rc;
+}
+
+int ks_signer_spawn(const char *module, const ks_signer_tenant_config *tenants, size_t n,
+                    ks_signer_process *proc, int *child_status, ks_err *err)
+{
+    int sv[2];
+    proc->pid = 0;
+    proc->fd = -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ks_fail(err, "socketpair: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return ks_fail(err, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        *child_status = run_child(sv[1], module, tenants, n);
+        return 1;
+    }
+    close(sv[1]);
+    /* The worker keeps no PIN: the signer took its copy. */
+    for (size_t i = 0; i < n; i++)
+        ks_pin_env_wipe(tenants[i].pin_env);
+    proc->pid = pid;
+    proc->fd = sv[0];
+    return 0;
+}
+
+int ks_signer_connect_path(const char *path, ks_signer_process *proc, ks_err *err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    proc->pid = 0;
+    proc->fd = -1;
+    if (strlen(path) >= sizeof(addr.sun_path))
+        return ks_fail(err, "signer socket path %s is too long", path);
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return ks_fail(err, "socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        ks_fail(err, "cannot reach the signer at %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    proc->fd = fd;
+    return 0;
+}
+
+void ks_signer_process_end(ks_signer_process *proc)
+{
+    if (proc->fd >= 0)
+        close(proc->fd);
+    if (proc->pid > 0) {
+        int status;
+        while (waitpid(proc->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    proc->fd = -1;
+    proc->pid = 0;
+}
+
+/* ---------------------------------------------------------- requests */
+
+/* Sends a request and reads its reply; a reply with "ok": false becomes
+ * an error carrying the signer's text.  *reply newly parsed (caller puts). */
+static int call(ks_signer *s, json_object *req, json_object **reply, ks_err *err)
+{
+    json_object *v = NULL;
+    *reply = NULL;
+    json_object_object_add(req, "tenant", json_object_new_string(s->tenant));
+    int rc = ks_proto_send(s->fd, req, err);
+    json_object_put(req);
     if (rc < 0)
-        goto fail;
+        return -1;
+    rc = ks_proto_recv(s->fd, reply, err);
+    if (rc == 0)
+        return ks_fail(err, "the signer closed the connection (see its log)");
+    if (rc < 0)
+        return -1;
+    if (!json_object_object_get_ex(*reply, "ok", &v) || !json_object_get_boolean(v)) {
+        const char *msg = "no reason given";
+        ks_proto_string(*reply, "error", &msg, NULL);
+        ks_fail(err, "signer: %s", msg);
+        json_object_put(*reply);
+        *reply = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static json_object *request(const char *op)
+{
+    json_object *req = json_object_new_object();
+    json_object_object_add(req, "op", json_object_new_string(op));
+    return req;
+}
+
+static json_object *key_request(const char *op, const ks_keyref *ref)
+{
+    json_object *req = request(op), *key = json_object_new_object();
+    json_object_object_add(key, "serial", json_object_new_string(ref->token_serial));
+    ks_proto_add_hex(key, "id", ref->id, ref->id_len);
+    json_object_object_add(req, "key", key);
+    return req;
+}
+
+/* Audit around one operation: begin (which may refuse), then the call,
+ * then the outcome. */
+static int audited_call(ks_signer *s, const ks_keyref *ref, const char *op, json_object *req,
+                        json_object **reply, ks_err *err)
+{
+    long long event = 0;
+    if (s->audit.begin != NULL &&
+        s->audit.begin(s->audit.ctx, s->tenant, ref, op, &event, err) < 0) {
+        json_object_put(req);
+        return ks_failp(err, "%s not made: its audit event could not be recorded", op);
+    }
+    int rc = call(s, req, reply, err);
+    if (s->audit.end != NULL)
+        s->audit.end(s->audit.ctx, event, rc == 0, rc == 0 ? NULL : err->msg);
+    return rc;
+}
+
+static int copy_token_info(hsm_token_info *out, json_object *token, ks_err *err)
+{
+    const char *label, *serial, *manufacturer, *model;
+    if (ks_proto_string(token, "label", &label, err) < 0 ||
+        ks_proto_string(token, "serial", &serial, err) < 0 ||
+        ks_proto_string(token, "manufacturer", &manufacturer, err) < 0 ||
+        ks_proto_string(token, "model", &model, err) < 0)
+        return -1;
+    snprintf(out->label, sizeof(out->label), "%s", label);
+    snprintf(out->serial, sizeof(out->serial), "%s", serial);
+    snprintf(out->manufacturer, sizeof(out->manufacturer), "%s", manufacturer);
+    snprintf(out->model, sizeof(out->model), "%s", model);
+    return 0;
+}
+
+ks_signer *ks_signer_open(int fd, const char *tenant, ks_err *err)
+{
+    ks_signer *s = calloc(1, sizeof(*s));
+    json_object *reply = NULL, *token = NULL;
+    if (s == NULL || (s->tenant = strdup(tenant)) == NULL) {
+        free(s);
+        ks_fail(err, "out of memory");
+        return NULL;
+    }
+    s->fd = fd;
+    if (call(s, request(KS_OP_OPEN), &reply, err) < 0 ||
+        !json_object_object_get_ex(reply, "token", &token) ||
+        copy_token_info(&s->token, token, err) < 0) {
+        if (reply != NULL)
+            ks_fail(err, "signer: malformed answer to open");
+        json_object_put(reply);
+        ks_signer_close(s);
+        return NULL;
+    }
+    json_object_put(reply);
     return s;
-fail:
-    ks_signer_close(s);
-    return NULL;
 }
 
 void ks_signer_close(ks_signer *s)
 {
     if (s == NULL)
         return;
-    hsm_close(s->hsm);
+    free(s->tenant);
     free(s);
+}
+
+const char *ks_signer_tenant(const ks_signer *s)
+{
+    return s->tenant;
 }
 
 const hsm_token_info *ks_signer_token(const ks_signer *s)
 {
-    return hsm_token(s->hsm);
+    return &s->token;
 }
 
-/* A reference is only honoured on the token it was made for. */
-static int check_ref(ks_signer *s, const ks_keyref *ref, ks_err *err)
+void ks_signer_set_audit(ks_signer *s, const ks_audit_hooks *hooks)
 {
-    const hsm_token_info *t = hsm_token(s->hsm);
-    if (strcmp(ref->token_serial, t->serial) != 0)
-        return ks_fail(err, "key belongs to token serial %s, but this signer holds token \"%s\" "
-                            "(serial %s); refused",
-                       ref->token_serial, t->label, t->serial);
-    return 0;
+    if (hooks != NULL)
+        s->audit = *hooks;
+    else
+        memset(&s->audit, 0, sizeof(s->audit));
 }
 
-int ks_signer_generate(ks_signer *s, const hsm_key_spec *spec, const char *label,
-                       ks_keyref *out, ks_err *err)
+int ks_signer_new_keyref(ks_signer *s, ks_key_purpose purpose, ks_keyref *out, ks_err *err)
 {
     memset(out, 0, sizeof(*out));
-    if (hsm_generate_key(s->hsm, spec, label, out->id, err) < 0)
-        return -1;
+    snprintf(out->token_serial, sizeof(out->token_serial), "%s", s->token.serial);
+    out->id[0] = purpose == KS_PURPOSE_ACCOUNT ? KS_KEY_PURPOSE_ACCOUNT : KS_KEY_PURPOSE_CERTIFICATE;
+    if (RAND_bytes(out->id + 1, HSM_KEY_ID_LEN - 1) != 1)
+        return ks_fail_openssl(err, "random CKA_ID");
     out->id_len = HSM_KEY_ID_LEN;
-    snprintf(out->token_serial, sizeof(out->token_serial), "%s", hsm_token(s->hsm)->serial);
     return 0;
+}
+
+static void add_spec(json_object *req, const hsm_key_spec *spec)
+{
+    json_object *js = json_object_new_object();
+    if (spec->kind == HSM_KEY_RSA) {
+        json_object_object_add(js, "kind", json_object_new_string("rsa"));
+        json_object_object_add(js, "bits", json_object_new_int((int)spec->rsa_bits));
+    } else if (spec->kind == HSM_KEY_ED25519) {
+        json_object_object_add(js, "kind", json_object_new_string("ed25519"));
+    } else {
+        const char *curve = spec->ec_nid == NID_X9_62_prime256v1 ? "secp256r1"
+                                                                  : OBJ_nid2sn(spec->ec_nid);
+        json_object_object_add(js, "kind", json_object_new_string("ec"));
+        json_object_object_add(js, "curve", json_object_new_string(curve ? curve : "?"));
+    }
+    json_object_object_add(req, "spec", js);
+}
+
+int ks_signer_generate(ks_signer *s, const ks_keyref *ref, const hsm_key_spec *spec,
+                       const char *label, ks_err *err)
+{
+    json_object *req = key_request(KS_OP_GENERATE, ref), *reply = NULL;
+    const char *purpose =
+        ref->id[0] == KS_KEY_PURPOSE_ACCOUNT ? "account" : "certificate";
+    json_object_object_add(req, "purpose", json_object_new_string(purpose));
+    json_object_object_add(req, "label", json_object_new_string(label));
+    add_spec(req, spec);
+    int rc = audited_call(s, ref, "generate", req, &reply, err);
+    json_object_put(reply);
+    return rc;
 }
 
 int ks_signer_public_key(ks_signer *s, const ks_keyref *ref, EVP_PKEY **out, ks_err *err)
 {
-    if (check_ref(s, ref, err) < 0)
+    json_object *reply = NULL;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (call(s, key_request(KS_OP_PUBLIC_KEY, ref), &reply, err) < 0)
         return -1;
-    return hsm_public_key(s->hsm, ref->id, ref->id_len, out, err);
+    if (ks_proto_b64(reply, "spki", &der, &len, err) == 0) {
+        const unsigned char *p = der;
+        *out = d2i_PUBKEY(NULL, &p, (long)len);
+        if (*out == NULL)
+            ks_fail_openssl(err, "signer: malformed public key");
+    }
+    free(der);
+    json_object_put(reply);
+    return *out ? 0 : -1;
 }
 
-static int jws_digest(const char *alg)
+static int take_signature(json_object *reply, unsigned char **sig, size_t *sig_len, ks_err *err)
 {
-    const ks_curve *curve = ks_curve_by_jws_alg(alg);
-    if (curve != NULL)
-        return curve->md_nid;
-    return strcmp(alg, "RS256") == 0 ? NID_sha256 : NID_undef;
+    int rc = ks_proto_b64(reply, "sig", sig, sig_len, err);
+    json_object_put(reply);
+    return rc;
 }
 
 int ks_signer_sign_jws(ks_signer *s, const ks_keyref *ref, const char *alg,
                        const unsigned char *input, size_t len, unsigned char **sig,
                        size_t *sig_len, ks_err *err)
 {
-    int md = jws_digest(alg);
-    if (md == NID_undef)
-        return ks_fail(err, "unsupported JWS algorithm %s", alg);
-    if (check_ref(s, ref, err) < 0)
+    json_object *req = key_request(KS_OP_SIGN_JWS, ref), *reply = NULL;
+    json_object_object_add(req, "alg", json_object_new_string(alg));
+    ks_proto_add_b64(req, "input", input, len);
+    *sig = NULL;
+    if (audited_call(s, ref, "sign_jws", req, &reply, err) < 0)
         return -1;
-    return hsm_sign(s->hsm, ref->id, ref->id_len, md, input, len, sig, sig_len, err);
+    return take_signature(reply, sig, sig_len, err);
 }
 
 int ks_signer_sign_csr(ks_signer *s, const ks_keyref *ref, int md_nid, const unsigned char *tbs,
                        size_t len, unsigned char **sig, size_t *sig_len, ks_err *err)
 {
-    if (check_ref(s, ref, err) < 0)
+    json_object *req = key_request(KS_OP_SIGN_CSR, ref), *reply = NULL;
+    const char *md = OBJ_nid2sn(md_nid);
+    json_object_object_add(req, "md", json_object_new_string(md ? md : "?"));
+    ks_proto_add_b64(req, "tbs", tbs, len);
+    *sig = NULL;
+    if (audited_call(s, ref, "sign_csr", req, &reply, err) < 0)
         return -1;
-    return hsm_sign(s->hsm, ref->id, ref->id_len, md_nid, tbs, len, sig, sig_len, err);
+    return take_signature(reply, sig, sig_len, err);
 }
 
 int ks_signer_key_exists(ks_signer *s, const ks_keyref *ref, ks_err *err)
 {
-    if (check_ref(s, ref, err) < 0)
+    json_object *reply = NULL, *v = NULL;
+    if (call(s, key_request(KS_OP_EXISTS, ref), &reply, err) < 0)
         return -1;
-    return hsm_key_exists(s->hsm, ref->id, ref->id_len, err);
+    int rc = json_object_object_get_ex(reply, "exists", &v) &&
+                     json_object_is_type(v, json_type_boolean)
+                 ? json_object_get_boolean(v)
+                 : ks_fail(err, "signer: malformed answer to exists");
+    json_object_put(reply);
+    return rc;
+}
+
+/* Appends one reply page's IDs; *last gets the last one for the next page. */
+static int append_page(ks_signer *s, json_object *keys, ks_keyref **refs, size_t *n,
+                       size_t *cap, ks_keyref *last, ks_err *err)
+{
+    size_t count = json_object_array_length(keys);
+    for (size_t i = 0; i < count; i++) {
+        ks_keyref ref = {0};
+        snprintf(ref.token_serial, sizeof(ref.token_serial), "%s", s->token.serial);
+        if (ks_proto_hex_value(json_object_array_get_idx(keys, i), "keys[]", ref.id,
+                               sizeof(ref.id), &ref.id_len, err) < 0)
+            return -1;
+        if (*n == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            ks_keyref *grown = realloc(*refs, ncap * sizeof(*grown));
+            if (grown == NULL)
+                return ks_fail(err, "out of memory");
+            *refs = grown;
+            *cap = ncap;
+        }
+        (*refs)[(*n)++] = ref;
+        *last = ref;
+    }
+    return 0;
 }
 
 int ks_signer_list_keys(ks_signer *s, ks_keyref **refs, size_t *n, ks_err *err)
 {
-    hsm_key_id *ids = NULL;
+    size_t cap = 0;
+    ks_keyref last = {0};
+    int more = 1, rc = 0;
     *refs = NULL;
-    if (hsm_list_private_key_ids(s->hsm, &ids, n, err) < 0)
-        return -1;
-    *refs = calloc(*n ? *n : 1, sizeof(**refs));
-    if (*refs == NULL) {
-        free(ids);
-        return ks_fail(err, "out of memory");
+    *n = 0;
+    while (more && rc == 0) {
+        json_object *req = request(KS_OP_LIST), *reply = NULL, *keys = NULL, *m = NULL;
+        if (last.id_len > 0)
+            ks_proto_add_hex(req, "after", last.id, last.id_len);
+        rc = call(s, req, &reply, err);
+        if (rc == 0 && (!json_object_object_get_ex(reply, "keys", &keys) ||
+                        !json_object_is_type(keys, json_type_array) ||
+                        !json_object_object_get_ex(reply, "more", &m)))
+            rc = ks_fail(err, "signer: malformed answer to list");
+        if (rc == 0)
+            rc = append_page(s, keys, refs, n, &cap, &last, err);
+        more = rc == 0 && json_object_get_boolean(m) && json_object_array_length(keys) > 0;
+        json_object_put(reply);
     }
-    const char *serial = hsm_token(s->hsm)->serial;
-    for (size_t i = 0; i < *n; i++) {
-        snprintf((*refs)[i].token_serial, sizeof((*refs)[i].token_serial), "%s", serial);
-        memcpy((*refs)[i].id, ids[i].id, ids[i].len);
-        (*refs)[i].id_len = ids[i].len;
+    if (rc < 0) {
+        free(*refs);
+        *refs = NULL;
+        *n = 0;
     }
-    free(ids);
-    return 0;
+    return rc;
 }
 
 int ks_signer_destroy(ks_signer *s, const ks_keyref *ref, ks_err *err)
 {
-    if (check_ref(s, ref, err) < 0)
-        return -1;
-    return hsm_destroy_key(s->hsm, ref->id, ref->id_len, err);
-}
-
-int ks_signer_inspect(ks_signer *s, const ks_keyref *ref, hsm_key_attrs *out, ks_err *err)
-{
-    if (check_ref(s, ref, err) < 0)
-        return -1;
-    return hsm_inspect_key(s->hsm, ref->id, ref->id_len, out, err);
+    json_object *reply = NULL;
+    int rc = audited_call(s, ref, "destroy", key_request(KS_OP_DESTROY, ref), &reply, err);
+    json_object_put(reply);
+    return rc;
 }

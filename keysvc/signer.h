@@ -1,21 +1,27 @@
 /*
- * ks_signer: the narrow key service every other part of keysvc goes through.
+ * ks_signer: the worker's side of the key service (docs/keyservice.md).
  *
- * It owns the PKCS#11 module, the session and the login; its requests are
- * few (generate, public key, sign a JWS input, sign a CSR, check, destroy)
- * so that it can move into its own process behind a socket without the rest
- * of keysvc changing.  A key is named by a ks_keyref (token serial + CKA_ID);
- * a reference to a key on another token is refused.
+ * The worker never loads the PKCS#11 module and never holds a PIN: it asks
+ * the signer process over a socket.  A ks_signer is one tenant's view of a
+ * signer connection.  A key is named by a ks_keyref (token serial + CKA_ID);
+ * the signer refuses a reference to another tenant's token.
+ *
+ * Every key operation can be reported to an audit hook before it happens and
+ * after; when the hook refuses (cannot record the event), the operation is
+ * not made.
  */
 #ifndef KEYSVC_SIGNER_H
 #define KEYSVC_SIGNER_H
 
+#include "config.h"
 #include "hsm.h"
 #include "ks_err.h"
+#include "signer_server.h"
 
 #include <openssl/evp.h>
+#include <sys/types.h>
 
-#define KS_KEYREF_MAX_ID 64
+#define KS_KEYREF_MAX_ID HSM_MAX_ID_LEN
 
 typedef struct ks_keyref {
     char token_serial[17];
@@ -23,28 +29,72 @@ typedef struct ks_keyref {
     size_t id_len;
 } ks_keyref;
 
-typedef struct ks_signer_config {
-    const char *module;
-    const char *token_label;
-    const char *token_serial; /* optional */
-    const char *pin_env;      /* one of pin_env / pin_file */
-    const char *pin_file;
-} ks_signer_config;
+typedef enum ks_key_purpose {
+    KS_PURPOSE_ACCOUNT,
+    KS_PURPOSE_CERTIFICATE,
+} ks_key_purpose;
+
+const char *ks_key_purpose_name(ks_key_purpose p);
+
+/* ---------------------------------------------------- the signer process */
+
+typedef struct ks_signer_process {
+    pid_t pid; /* 0 when connected to a standalone signer */
+    int fd;
+} ks_signer_process;
+
+/* The configuration's tenants as the signer needs them (only `only` when
+ * it is not NULL); the strings point into cfg.  Caller frees the array. */
+ks_signer_tenant_config *ks_signer_tenants_from_config(const ks_config *cfg, const char *only,
+                                                       size_t *n, ks_err *err);
+
+/* Starts a signer for these tenants over a socketpair.  Returns 0 in the
+ * worker (proc filled; every PIN environment variable is already wiped
+ * here), 1 in the signer child once it has finished serving (its exit code
+ * in *child_status; the caller returns it to main), -1 on error. */
+int ks_signer_spawn(const char *module, const ks_signer_tenant_config *tenants, size_t n,
+                    ks_signer_process *proc, int *child_status, ks_err *err);
+
+/* Connects to a standalone signer (`keysvc signer`) at a socket path. */
+int ks_signer_connect_path(const char *path, ks_signer_process *proc, ks_err *err);
+
+/* Closes the connection and waits for a spawned signer to exit. */
+void ks_signer_process_end(ks_signer_process *proc);
+
+/* ------------------------------------------------------------ a tenant */
 
 typedef struct ks_signer ks_signer;
 
-/* Loads the module, reads the PIN, logs in and wipes the PIN. */
-ks_signer *ks_signer_open(const ks_signer_config *cfg, ks_err *err);
+/* Audit hooks: begin is called before an operation and may refuse it (-1,
+ * with err set); end reports the outcome.  `op` is "generate", "sign_jws",
+ * "sign_csr" or "destroy". */
+typedef struct ks_audit_hooks {
+    int (*begin)(void *ctx, const char *tenant, const ks_keyref *ref, const char *op,
+                 long long *event, ks_err *err);
+    void (*end)(void *ctx, long long event, int ok, const char *detail);
+    void *ctx;
+} ks_audit_hooks;
+
+/* Opens a tenant on a signer connection (the signer logs into its token).
+ * `fd` stays the caller's. */
+ks_signer *ks_signer_open(int fd, const char *tenant, ks_err *err);
 void ks_signer_close(ks_signer *s);
 
+const char *ks_signer_tenant(const ks_signer *s);
 const hsm_token_info *ks_signer_token(const ks_signer *s);
+void ks_signer_set_audit(ks_signer *s, const ks_audit_hooks *hooks);
 
-int ks_signer_generate(ks_signer *s, const hsm_key_spec *spec, const char *label,
-                       ks_keyref *out, ks_err *err);
+/* A fresh reference for a key not made yet: this tenant's token serial and a
+ * random CKA_ID that carries the purpose, so that the reference can be
+ * recorded before the key exists. */
+int ks_signer_new_keyref(ks_signer *s, ks_key_purpose purpose, ks_keyref *out, ks_err *err);
+
+int ks_signer_generate(ks_signer *s, const ks_keyref *ref, const hsm_key_spec *spec,
+                       const char *label, ks_err *err);
 int ks_signer_public_key(ks_signer *s, const ks_keyref *ref, EVP_PKEY **out, ks_err *err);
 
-/* Signs a JWS signing input; `alg` (ES256/ES384/ES512/RS256) picks the
- * digest.  Raw r||s for EC.  *sig newly allocated (caller frees). */
+/* Signs a JWS signing input; `alg` (ES256/ES384/ES512/RS256/EdDSA) picks
+ * the digest.  Raw r||s for EC.  *sig newly allocated (caller frees). */
 int ks_signer_sign_jws(ks_signer *s, const ks_keyref *ref, const char *alg,
                        const unsigned char *input, size_t len, unsigned char **sig,
                        size_t *sig_len, ks_err *err);
@@ -56,10 +106,9 @@ int ks_signer_sign_csr(ks_signer *s, const ks_keyref *ref, int md_nid, const uns
 /* 1 present, 0 absent, -1 error. */
 int ks_signer_key_exists(ks_signer *s, const ks_keyref *ref, ks_err *err);
 
-/* Every private key on the signer's token, as references (one token search;
- * caller frees *refs). */
+/* Every keysvc key on the tenant's token (caller frees *refs). */
 int ks_signer_list_keys(ks_signer *s, ks_keyref **refs, size_t *n, ks_err *err);
+
 int ks_signer_destroy(ks_signer *s, const ks_keyref *ref, ks_err *err);
-int ks_signer_inspect(ks_signer *s, const ks_keyref *ref, hsm_key_attrs *out, ks_err *err);
 
 #endif

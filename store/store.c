@@ -263,6 +263,7 @@ void store_key_clear(store_key *k)
     free(k->key_type);
     free(k->params);
     free(k->role);
+    free(k->state);
     free(k->token_label);
     free(k->token_serial);
     free(k->label);
@@ -301,7 +302,7 @@ static int hex_to_bytes(const char *hex, unsigned char *out, size_t cap, size_t 
 
 #define KEY_COLUMNS                                                                                \
     "id, tenant, purpose, name, key_type, params, role, token_label, token_serial,"               \
-    " encode(ckaid, 'hex'), label, spki_sha256, extract(epoch from created_at)::bigint"
+    " encode(ckaid, 'hex'), label, spki_sha256, extract(epoch from created_at)::bigint, state"
 
 static int key_from_row(const PGresult *res, int row, store_key *k)
 {
@@ -318,6 +319,7 @@ static int key_from_row(const PGresult *res, int row, store_key *k)
     k->label = get_str(res, row, 10);
     k->spki_sha256 = get_str(res, row, 11);
     k->created_at = (time_t)get_i64(res, row, 12);
+    k->state = get_str(res, row, 13);
     return hex_to_bytes(PQgetvalue(res, row, 9), k->ckaid, sizeof(k->ckaid), &k->ckaid_len);
 }
 
@@ -345,16 +347,17 @@ int store_key_insert(store *s, store_key *k, ks_err *err)
     char *ckaid = hex_new(k->ckaid, k->ckaid_len);
     if (ckaid == NULL)
         return ks_fail(err, "out of memory");
-    const char *params[] = {k->tenant,      k->purpose,      k->name,  k->key_type,
-                            k->params,      k->role,         k->token_label,
-                            k->token_serial, ckaid,          k->label, k->spki_sha256};
+    const char *params[] = {k->tenant,      k->purpose, k->name,  k->key_type,  k->params,
+                            k->role,        k->token_label,     k->token_serial, ckaid,
+                            k->label,       k->spki_sha256 ? k->spki_sha256 : "",
+                            k->state ? k->state : "live"};
     PGresult *res = exec_params(
         s, "recording key",
         "INSERT INTO keys (tenant, purpose, name, key_type, params, role, token_label,"
-        " token_serial, ckaid, label, spki_sha256)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bytea, $10, $11)"
+        " token_serial, ckaid, label, spki_sha256, state)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bytea, $10, $11, $12)"
         " RETURNING id, extract(epoch from created_at)::bigint",
-        11, params, err);
+        12, params, err);
     free(ckaid);
     if (res == NULL)
         return -1;
@@ -370,11 +373,123 @@ int store_key_find(store *s, const char *tenant, const char *purpose, const char
     const char *params[] = {tenant, purpose, name, key_type, role};
     PGresult *res = exec_params(s, "looking up key",
                                 "SELECT " KEY_COLUMNS " FROM keys WHERE tenant = $1 AND"
-                                " purpose = $2 AND name = $3 AND key_type = $4 AND role = $5",
+                                " purpose = $2 AND name = $3 AND key_type = $4 AND role = $5"
+                                " AND state = 'live'",
                                 5, params, err);
     if (res == NULL)
         return -1;
     return one_row(res, out, read_key, "looking up key", err);
+}
+
+int store_keys_in_state(store *s, const char *tenant, const char *state, store_key **rows,
+                        size_t *n, ks_err *err)
+{
+    const char *params[] = {tenant, state};
+    *rows = NULL;
+    *n = 0;
+    PGresult *res = exec_params(s, "looking up unsettled keys",
+                                "SELECT " KEY_COLUMNS " FROM keys WHERE tenant = $1 AND state = $2"
+                                " ORDER BY id",
+                                2, params, err);
+    if (res == NULL)
+        return -1;
+    int count = PQntuples(res);
+    *rows = calloc(count ? (size_t)count : 1, sizeof(**rows));
+    if (*rows == NULL) {
+        PQclear(res);
+        return ks_fail(err, "out of memory");
+    }
+    for (int i = 0; i < count; i++) {
+        if (key_from_row(res, i, &(*rows)[i]) < 0) {
+            PQclear(res);
+            return ks_fail(err, "database: malformed key row");
+        }
+        *n = (size_t)i + 1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_key_set_pin(store *s, int64_t id, const char *spki_sha256, ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    const char *params[] = {idbuf, spki_sha256};
+    PGresult *res = exec_params(s, "recording a key pin",
+                                "UPDATE keys SET spki_sha256 = $2 WHERE id = $1", 2, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+int store_key_set(store *s, int64_t id, const char *role, const char *state, ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    const char *params[] = {idbuf, role, state};
+    PGresult *res = exec_params(s, "updating key",
+                                "UPDATE keys SET role = $2, state = $3, retired_at = CASE WHEN"
+                                " $2 = 'retired' THEN coalesce(retired_at, now()) END"
+                                " WHERE id = $1",
+                                3, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+/* One step of the rollover transaction. */
+static int set_in_tx(store *s, int64_t id, const char *role, const char *state, ks_err *err)
+{
+    return id == 0 ? 0 : store_key_set(s, id, role, state, err);
+}
+
+int store_key_rollover(store *s, int64_t primary_id, int64_t backup_id, int64_t incoming_id,
+                       int64_t old_previous_id, int keep_previous, ks_err *err)
+{
+    if (store_begin(s, err) < 0)
+        return -1;
+    /* In this order, so that no two live keys share a role at any step. */
+    if (set_in_tx(s, old_previous_id, "retired", "destroying", err) < 0 ||
+        set_in_tx(s, primary_id, keep_previous ? "previous" : "retired",
+                  keep_previous ? "live" : "destroying", err) < 0 ||
+        set_in_tx(s, backup_id, "primary", "live", err) < 0 ||
+        set_in_tx(s, incoming_id, "backup", "live", err) < 0 || store_commit(s, err) < 0) {
+        store_rollback(s);
+        return ks_failp(err, "rollover");
+    }
+    return 0;
+}
+
+int store_audit_begin(store *s, const char *tenant, const char *operation, const char *purpose,
+                      const char *token_serial, const unsigned char *ckaid, size_t ckaid_len,
+                      long long *event, ks_err *err)
+{
+    char *hex = hex_new(ckaid, ckaid_len);
+    if (hex == NULL)
+        return ks_fail(err, "out of memory");
+    const char *params[] = {tenant, operation, purpose, token_serial, hex};
+    PGresult *res = exec_params(s, "recording an audit event",
+                                "INSERT INTO audit_events (tenant, operation, purpose,"
+                                " token_serial, ckaid) VALUES ($1, $2, $3, $4, $5::bytea)"
+                                " RETURNING id",
+                                5, params, err);
+    free(hex);
+    if (res == NULL)
+        return -1;
+    *event = get_i64(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int store_audit_end(store *s, long long event, int ok, const char *detail, ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), event);
+    const char *params[] = {idbuf, ok ? "ok" : "failed", detail};
+    PGresult *res = exec_params(s, "recording an audit outcome",
+                                "UPDATE audit_events SET outcome = $2, detail = $3,"
+                                " finished_at = now() WHERE id = $1",
+                                3, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
 }
 
 int store_key_find_by_ckaid(store *s, const char *token_serial, const unsigned char *ckaid,

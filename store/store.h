@@ -46,7 +46,8 @@ typedef struct store_key {
     char *name;
     char *key_type; /* "rsa" or "ecdsa" */
     char *params;   /* "rsa2048", "secp256r1", ... */
-    char *role;     /* "primary", "backup", "previous", "retired" */
+    char *role;     /* "primary", "backup", "previous", "retired", "incoming" */
+    char *state;    /* "pending", "live", "destroying", "destroyed" */
     char *token_label;
     char *token_serial;
     unsigned char ckaid[STORE_MAX_CKAID];
@@ -60,6 +61,31 @@ void store_key_clear(store_key *k);
 
 /* Inserts a key row; k->id and k->created_at are set on success. */
 int store_key_insert(store *s, store_key *k, ks_err *err);
+
+/* Every key of a tenant in a state ("pending", "destroying"), for recovery;
+ * *rows newly allocated (free each with store_key_clear, then the array). */
+int store_keys_in_state(store *s, const char *tenant, const char *state, store_key **rows,
+                        size_t *n, ks_err *err);
+
+/* Records a key's SPKI pin once its public half is known. */
+int store_key_set_pin(store *s, int64_t id, const char *spki_sha256, ks_err *err);
+
+/* Sets a key's role and state (and retired_at for "retired"). */
+int store_key_set(store *s, int64_t id, const char *role, const char *state, ks_err *err);
+
+/* The rollover, in one transaction: an old previous key (0: none) is
+ * retired for destruction; the primary becomes "previous" (keep_previous) or
+ * is retired for destruction; the backup becomes the primary; the incoming
+ * key becomes the live backup. */
+int store_key_rollover(store *s, int64_t primary_id, int64_t backup_id, int64_t incoming_id,
+                       int64_t old_previous_id, int keep_previous, ks_err *err);
+
+/* Audit events: begin writes the event before the operation (its id in
+ * *event); end records the outcome. */
+int store_audit_begin(store *s, const char *tenant, const char *operation, const char *purpose,
+                      const char *token_serial, const unsigned char *ckaid, size_t ckaid_len,
+                      long long *event, ks_err *err);
+int store_audit_end(store *s, long long event, int ok, const char *detail, ks_err *err);
 
 /* The live key of a role for a key name and type. */
 int store_key_find(store *s, const char *tenant, const char *purpose, const char *name,

@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev openssl libcurl4-openssl-dev libjson-c-dev libpq-dev libp11-kit-dev libcmocka-dev
   postgresql softhsm2 libsofthsm2-dev opensc pebble
   python3 curl ca-certificates valgrind procps
+  nginx-light libengine-pkcs11-openssl
 )
 
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }

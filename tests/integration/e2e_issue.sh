@@ -60,10 +60,25 @@ assert_eq 644 "$(stat -c %a out/certs/example.test.ecdsa.pem)" "certificate file
 # No file anywhere holds private key material.
 if grep -rl "PRIVATE KEY" out > leaks.txt; then cat leaks.txt; fail "a written file holds a private key"; fi
 pass "no written file contains PRIVATE KEY"
-assert_eq 3 "$(token_key_count)" "three key pairs on the token (account, ecdsa, rsa)"
+assert_eq 5 "$(token_key_count)" "five key pairs on the token (account; ecdsa and rsa, each primary and backup)"
 
 # The database holds the state.
-assert_eq 3 "$(sql "SELECT count(*) FROM keys")" "three keys recorded (account, ecdsa, rsa)"
+assert_eq 5 "$(sql "SELECT count(*) FROM keys WHERE state = 'live'")" "five live keys recorded"
+assert_eq "account primary|certificate backup|certificate backup|certificate primary|certificate primary" \
+    "$(sql "SELECT string_agg(purpose || ' ' || role, '|' ORDER BY purpose, role) FROM keys")" \
+    "an account key, and a primary and a backup per certificate key type"
+for t in ecdsa rsa; do
+    backup_id=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE key_type = '$t' AND role = 'backup'")
+    [ "$(token_pubkey_hash "$backup_id")" != "$(cert_pubkey_hash "out/certs/example.test.$t.pem")" ] ||
+        fail "$t backup key is the certificate's key"
+    pass "$t backup key is a different key, ready on the token"
+done
+assert_eq 0 "$(sql "SELECT count(*) FROM audit_events WHERE outcome <> 'ok'")" "every audit event finished ok"
+assert_eq 5 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'generate'")" "an audit event for each key generated"
+assert_eq 2 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_csr'")" "an audit event for each CSR signed"
+[ "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_jws' AND purpose = 'account'")" -gt 4 ] ||
+    fail "no audit events for the account key's JWS signatures"
+pass "audit events for the account key's JWS signatures"
 assert_eq 1 "$(sql "SELECT count(*) FROM accounts WHERE account_url LIKE 'https://%'")" "account registered"
 assert_eq 2 "$(sql "SELECT count(*) FROM orders WHERE status = 'valid'")" "two valid orders"
 assert_eq 2 "$(sql "SELECT count(*) FROM certificates WHERE is_current")" "two current certificates"
@@ -86,16 +101,17 @@ assert_eq 0 "$RUN_RC" "third run restores a missing file"
 assert_eq 2 "$(sql "SELECT count(*) FROM orders")" "no new order for a missing file"
 cmp -s chain.saved out/certs/example.test_chain.rsa.pem || fail "restored chain differs from the original"
 pass "chain file restored byte for byte"
-assert_eq 3 "$(token_key_count)" "still three key pairs on the token"
+assert_eq 5 "$(token_key_count)" "still five key pairs on the token"
 
 # A key deleted from the token behind keysvc's back is reported, never
 # silently replaced, and nothing else is touched.
-rsa_id=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE name = 'example.test' AND key_type = 'rsa'")
+rsa_id=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE name = 'example.test' AND key_type = 'rsa' AND role = 'primary'")
 pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --login --pin "$(cat "$KS_PIN_FILE")" \
     --delete-object --type privkey --id "$rsa_id" >/dev/null 2>&1 || fail "could not delete the test key"
 before=$(state_snapshot)
 run_keysvc run --config keysvc.json
 assert_eq 2 "$RUN_RC" "a run with a key missing from the token fails"
-assert_contains run.out "example.test (rsa): key cert:example.test:rsa:primary: token" "the damaged key is named"
+rsa_label=$(sql "SELECT label FROM keys WHERE name = 'example.test' AND key_type = 'rsa' AND role = 'primary'")
+assert_contains run.out "example.test (rsa): key $rsa_label: signer: token" "the damaged key is named"
 assert_contains run.out "has only the public half of a key" "what is wrong with it is said"
 assert_eq "$before" "$(state_snapshot)" "no key generated and no file touched for the missing key"

@@ -39,8 +39,8 @@ pass "private PostgreSQL cluster created under directories.state"
 counts="SELECT (SELECT count(*) FROM keys), (SELECT count(*) FROM orders),
                (SELECT count(*) FROM certificates WHERE is_current)"
 rows=$(private_sql "$counts")
-assert_eq "11|10|10" "$rows" "private database holds 11 keys, 10 orders, 10 current certificates"
-assert_eq 11 "$(token_key_count)" "11 key pairs on the token"
+assert_eq "21|10|10" "$rows" "private database holds 21 keys (account, primaries, backups), 10 orders, 10 current certificates"
+assert_eq 21 "$(token_key_count)" "21 key pairs on the token"
 
 before=$(state_snapshot)
 run_keysvc run --config keysvc.json > /dev/null

@@ -32,7 +32,7 @@ static int parse_hex(const char *hex, unsigned char *out, size_t cap, size_t *le
     return 0;
 }
 
-static int probe(hsm *h, const char *hex)
+static int probe(hsm_token *t, const char *hex)
 {
     unsigned char id[64];
     size_t id_len = 0;
@@ -42,7 +42,7 @@ static int probe(hsm *h, const char *hex)
         fprintf(stderr, "token_probe: bad id %s\n", hex);
         return -1;
     }
-    if (hsm_inspect_key(h, id, id_len, &a, &err) < 0) {
+    if (hsm_inspect_key(t, id, id_len, &a, &err) < 0) {
         fprintf(stderr, "token_probe: %s: %s\n", hex, err.msg);
         return -1;
     }
@@ -60,20 +60,19 @@ int main(int argc, char **argv)
         return 2;
     }
     ks_err err = {0};
-    size_t pin_len = 0;
-    char *pin = ks_pin_read(NULL, argv[3], &pin_len, &err);
-    hsm *h = pin ? hsm_open(argv[1], &err) : NULL;
-    int rc = h ? hsm_login(h, argv[2], NULL, pin, pin_len, &err) : -1;
-    if (pin)
-        ks_secret_free(pin, pin_len + 1);
-    if (rc < 0) {
+    ks_pin_source pin;
+    if (ks_pin_source_init(&pin, NULL, argv[3], &err) < 0) {
         fprintf(stderr, "token_probe: %s\n", err.msg);
-        hsm_close(h);
         return 1;
     }
-    int failed = 0;
-    for (int i = 4; i < argc; i++)
-        failed |= probe(h, argv[i]) < 0;
+    hsm *h = hsm_open(argv[1], &err);
+    hsm_token *t = h ? hsm_token_login(h, argv[2], NULL, ks_pin_source_get, &pin, &err) : NULL;
+    int failed = t == NULL;
+    if (t == NULL)
+        fprintf(stderr, "token_probe: %s\n", err.msg);
+    for (int i = 4; t && i < argc; i++)
+        failed |= probe(t, argv[i]) < 0;
     hsm_close(h);
+    ks_pin_source_clear(&pin);
     return failed ? 1 : 0;
 }

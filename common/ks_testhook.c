@@ -1,0 +1,12 @@
+#include "ks_testhook.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ks_crashpoint(const char *name)
+{
+    const char *at = getenv("KEYSVC_TEST_CRASH_AT");
+    if (at != NULL && strcmp(at, name) == 0)
+        raise(SIGKILL);
+}

@@ -1,0 +1,148 @@
+#include "signer_proto.h"
+
+#include "b64.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int ks_proto_send(int fd, json_object *msg, ks_err *err)
+{
+    size_t len = 0;
+    const char *text = json_object_to_json_string_length(
+        msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    if (text == NULL)
+        return ks_fail(err, "signer protocol: cannot encode a message");
+    if (len > KS_SIGNER_MAX_MSG)
+        return ks_fail(err, "signer protocol: message of %zu bytes is over the limit", len);
+    for (;;) {
+        ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ks_fail(err, "signer protocol: send: %s", strerror(errno));
+        return 0; /* SOCK_SEQPACKET: all or nothing */
+    }
+}
+
+int ks_proto_recv(int fd, json_object **msg, ks_err *err)
+{
+    /* One byte more than allowed, so that an oversized message shows. */
+    static char buf[KS_SIGNER_MAX_MSG + 1];
+    ssize_t n;
+    *msg = NULL;
+    do {
+        n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return ks_fail(err, "signer protocol: recv: %s", strerror(errno));
+    if (n == 0)
+        return 0;
+    if ((size_t)n > KS_SIGNER_MAX_MSG)
+        return ks_fail(err, "signer protocol: message of %zd bytes is over the %d-byte limit", n,
+                       KS_SIGNER_MAX_MSG);
+    json_tokener *tok = json_tokener_new();
+    if (tok == NULL)
+        return ks_fail(err, "out of memory");
+    json_object *obj = json_tokener_parse_ex(tok, buf, (int)n);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (obj == NULL || jerr != json_tokener_success || end != (size_t)n ||
+        !json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        return ks_fail(err, "signer protocol: a message is not one JSON object");
+    }
+    *msg = obj;
+    return 1;
+}
+
+int ks_proto_string(json_object *obj, const char *key, const char **out, ks_err *err)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return ks_fail(err, "\"%s\" is missing or not a string", key);
+    *out = json_object_get_string(v);
+    return 0;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int ks_proto_hex(json_object *obj, const char *key, unsigned char *out, size_t cap, size_t *len,
+                 ks_err *err)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(obj, key, &v))
+        return ks_fail(err, "\"%s\" is missing", key);
+    return ks_proto_hex_value(v, key, out, cap, len, err);
+}
+
+int ks_proto_hex_value(json_object *v, const char *key, unsigned char *out, size_t cap,
+                       size_t *len, ks_err *err)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return ks_fail(err, "\"%s\" is not a string", key);
+    const char *s = json_object_get_string(v);
+    size_t n = strlen(s);
+    if (n == 0 || n % 2 != 0 || n / 2 > cap)
+        return ks_fail(err, "\"%s\" is not hex of 1 to %zu bytes", key, cap);
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return ks_fail(err, "\"%s\" is not hex", key);
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    *len = n / 2;
+    return 0;
+}
+
+int ks_proto_b64(json_object *obj, const char *key, unsigned char **out, size_t *len,
+                 ks_err *err)
+{
+    const char *s;
+    if (ks_proto_string(obj, key, &s, err) < 0)
+        return -1;
+    *out = b64url_decode_new(s, strlen(s), len);
+    return *out ? 0 : ks_fail(err, "\"%s\" is not base64url", key);
+}
+
+char *ks_proto_hex_new(const unsigned char *b, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = malloc(len * 2 + 1);
+    if (hex == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[b[i] >> 4];
+        hex[2 * i + 1] = digits[b[i] & 15];
+    }
+    hex[len * 2] = '\0';
+    return hex;
+}
+
+void ks_proto_add_hex(json_object *obj, const char *key, const unsigned char *b, size_t len)
+{
+    char *hex = ks_proto_hex_new(b, len);
+    if (hex != NULL)
+        json_object_object_add(obj, key, json_object_new_string(hex));
+    free(hex);
+}
+
+void ks_proto_add_b64(json_object *obj, const char *key, const unsigned char *b, size_t len)
+{
+    char *text = b64url_encode_new(b, len);
+    if (text != NULL)
+        json_object_object_add(obj, key, json_object_new_string(text));
+    free(text);
+}
