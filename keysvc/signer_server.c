@@ -136,11 +136,10 @@ static tenant *request_tenant(ks_signer_server *s, json_object *req, ks_err *err
         return NULL;
     }
     if (t->tok == NULL) {
+        /* The worker names the tenant in its message; the token says the rest. */
         t->tok = hsm_token_login(s->module, t->label, t->serial, ks_pin_source_get, &t->pin, err);
-        if (t->tok == NULL) {
-            ks_failp(err, "tenant \"%s\"", t->name);
+        if (t->tok == NULL)
             return NULL;
-        }
         ks_info("signer: logged in to token \"%s\" for tenant \"%s\"",
                 hsm_token_get_info(t->tok)->label, t->name);
     }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Key rollover: the backup becomes the primary, the primary becomes the
+# previous key (kept) or is destroyed, a new backup is made, and the
+# certificate is issued again with the new primary.  Killed at any step, the
+# run leaves the database and the token in agreement, and the next run ends
+# with the old or the new arrangement, nothing half-made.
+. "$(dirname "$0")/lib.sh"
+rig_load
+[ -n "${PG_CONNINFO:-}" ] || fail "this test needs the rig's PostgreSQL"
+test_setup rollover
+cd "$WORK"
+
+write_config keysvc.json '{"r.test": {"key_types": ["ecdsa"]}}' "{\"r.test\": \"$WEBROOT\"}"
+keep_config=keep.json
+sed 's|"state": "state"|"state": "state", "previous_key": "out/previous"|' keysvc.json > "$keep_config"
+
+role_id() { # role -> hex CKA_ID of the live key in that role ("" when none)
+    sql "SELECT encode(ckaid, 'hex') FROM keys WHERE purpose = 'certificate' AND role = '$1'
+         AND state = 'live'"
+}
+cert_key() { openssl x509 -in out/certs/r.test.ecdsa.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+
+# The IDs of every public key object on the token, sorted.
+token_ids() {
+    pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --list-objects --type pubkey \
+        2>/dev/null | sed -n 's/^ *ID: *//p' | sort
+}
+
+# After any run, crashed or not: every key on the token is one the database
+# knows, and every live row's key is on the token.
+assert_agreement() { # what
+    local known live id
+    known=$(sql "SELECT encode(ckaid, 'hex') FROM keys" | sort)
+    live=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE state = 'live'" | sort)
+    for id in $(token_ids); do
+        grep -qx "$id" <<< "$known" || fail "$1: key $id is on the token but not in the database"
+    done
+    for id in $live; do
+        token_ids | grep -qx "$id" || fail "$1: live key $id is missing from the token"
+    done
+    pass "$1: token and database agree"
+}
+
+# After a completed run: nothing pending or half-removed, and the token
+# holds exactly the live keys.
+assert_settled() { # what
+    assert_eq 0 "$(sql "SELECT count(*) FROM keys WHERE state IN ('pending', 'destroying')")" \
+        "$1: no interrupted key operation left"
+    assert_eq "$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE state = 'live'" | sort | tr '\n' ' ')" \
+        "$(token_ids | tr '\n' ' ')" "$1: the token holds exactly the live keys"
+}
+
+run_keysvc run --config keysvc.json
+assert_eq 0 "$RUN_RC" "first run issues r.test"
+p0=$(role_id primary)
+b0=$(role_id backup)
+[ -n "$p0" ] && [ -n "$b0" ] && [ "$p0" != "$b0" ] || fail "no primary and backup after the first run"
+assert_eq "$(token_pubkey_hash "$p0")" "$(cert_key)" "the certificate carries the primary key"
+assert_settled "after the first run"
+
+# A plain rollover, no previous key kept.
+run_keysvc run --config keysvc.json --rollover r.test
+assert_eq 0 "$RUN_RC" "rollover run exits 0"
+assert_contains run.out "rolled over r.test (ecdsa)" "the rollover is reported"
+assert_contains run.out "issued r.test (ecdsa)" "the certificate is issued again"
+assert_eq "$b0" "$(role_id primary)" "the backup became the primary"
+b1=$(role_id backup)
+[ -n "$b1" ] && [ "$b1" != "$b0" ] && [ "$b1" != "$p0" ] || fail "no new backup"
+pass "a new backup was made"
+assert_eq "" "$(role_id previous)" "no previous key is kept without directories.previous_key"
+assert_eq destroyed "$(sql "SELECT state FROM keys WHERE encode(ckaid, 'hex') = '$p0'")" \
+    "the old primary is destroyed"
+assert_eq "$(token_pubkey_hash "$b0")" "$(cert_key)" "the new certificate carries the new primary"
+assert_settled "after the rollover"
+assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'destroy' AND outcome = 'ok'
+                    AND encode(ckaid, 'hex') = '$p0'")" "the destruction of the old key is audited"
+
+# With directories.previous_key the old primary stays, live, as "previous".
+run_keysvc run --config "$keep_config" --rollover r.test
+assert_eq 0 "$RUN_RC" "rollover keeping the previous key"
+assert_eq "$b1" "$(role_id primary)" "the backup became the primary again"
+assert_eq "$b0" "$(role_id previous)" "the old primary is kept as the previous key"
+assert_settled "after the rollover that keeps the previous key"
+
+# A fault in the token while the new backup is made: the rollover fails, the
+# arrangement stays as it was, nothing is left half-made.
+before="$(role_id primary) $(role_id backup) $(role_id previous)"
+KEYSVC_TEST_P11_FAULTS="C_GenerateKeyPair@1=CKR_DEVICE_ERROR" run_keysvc run --config "$keep_config" --rollover r.test
+assert_eq 2 "$RUN_RC" "a token fault during the rollover fails the run"
+assert_contains run.out "CKR_DEVICE_ERROR" "the token's error is reported"
+assert_eq "$before" "$(role_id primary) $(role_id backup) $(role_id previous)" "the arrangement is unchanged"
+assert_settled "after the failed rollover"
+
+# Killed at each step: the next run ends with the old or the new arrangement.
+for point in key:recorded key:generated rollover:generated rollover:committed rollover:destroyed; do
+    old="$(role_id primary) $(role_id backup)"
+    old_backup=$(role_id backup)
+    KEYSVC_TEST_CRASH_AT=$point run_keysvc run --config keysvc.json --rollover r.test
+    [ "$RUN_RC" -eq 137 ] || fail "$point: the run was not killed there (exit $RUN_RC)"
+    assert_agreement "killed at $point"
+    run_keysvc run --config keysvc.json
+    [ "$RUN_RC" -le 1 ] || fail "$point: the run after the crash failed (exit $RUN_RC)"
+    assert_settled "recovered after $point"
+    now="$(role_id primary) $(role_id backup)"
+    if [ "$now" = "$old" ]; then
+        pass "$point: the old arrangement survived"
+    elif [ "$(role_id primary)" = "$old_backup" ]; then
+        pass "$point: the new arrangement survived"
+    else
+        fail "$point: neither the old nor the new arrangement ($old -> $now)"
+    fi
+    assert_eq "$(token_pubkey_hash "$(role_id primary)")" "$(cert_key)" \
+        "$point: the certificate carries the primary key"
+done
