@@ -41,6 +41,9 @@ void ks_secret_free(void *p, size_t len);
 /* Monotonic clock in milliseconds, for measuring and for retry deadlines. */
 long long ks_now_ms(void);
 
+/* The same in microseconds. */
+long long ks_now_us(void);
+
 /* Sleeps for `ms` milliseconds (restarted after signals). */
 void ks_sleep_ms(long long ms);
 

@@ -295,6 +295,7 @@ int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, in
                      ks_err *err)
 {
     store_key primary = {0}, backup = {0}, previous = {0}, incoming = {0};
+    long long event = 0;
     int rc = -1;
     int has_p = find_role(db, req, "primary", &primary, err);
     int has_b = has_p < 0 ? -1 : find_role(db, req, "backup", &backup, err);
@@ -306,6 +307,13 @@ int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, in
                 ks_key_type_name(req->type), has_p ? "backup" : "primary");
         goto out;
     }
+    /* The rollover is an audited key operation of its own, named by the key
+     * that becomes the primary. */
+    ks_keyref promoted;
+    if (ks_keyref_from_row(&backup, &promoted, err) < 0 ||
+        store_audit_begin(db, req->tenant, "rollover", ks_key_purpose_name(req->purpose),
+                          promoted.token_serial, promoted.id, promoted.id_len, &event, err) < 0)
+        goto out;
     if (check_on_token(signer, &backup, err) < 0 ||
         generate_pending(db, signer, req, &incoming, err) < 0)
         goto out;
@@ -334,6 +342,11 @@ int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, in
 out:
     if (rc < 0 && incoming.id != 0 && strcmp(incoming.state ? incoming.state : "", "pending") == 0)
         abandon(db, signer, &incoming);
+    if (event != 0) {
+        ks_err ignored;
+        if (store_audit_end(db, event, rc == 0, rc == 0 ? NULL : err->msg, &ignored) < 0)
+            ks_warn("could not record the rollover's outcome: %s", ignored.msg);
+    }
     store_key_clear(&primary);
     store_key_clear(&backup);
     store_key_clear(&previous);

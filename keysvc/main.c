@@ -23,6 +23,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: keysvc run [OPTIONS] [NAME...]\n"
+            "       keysvc keys [OPTIONS] [NAME...]\n"
             "       keysvc signer [OPTIONS]\n"
             "\n"
             "Obtains and maintains ACME certificates whose private keys, and the ACME\n"
@@ -31,6 +32,8 @@ static void usage(FILE *out)
             "Commands:\n"
             "  run        issue or renew what the configuration asks for, write the files;\n"
             "             NAMEs (certificates or private keys) restrict the run to them\n"
+            "  keys       list the keys (tenant, purpose, name, type, role, age, SPKI pin\n"
+            "             for HPKP/TLSA, pkcs11: URI) from the database; NAMEs filter\n"
             "  signer     serve the key service on the configuration's signer.socket for\n"
             "             workers on this host (keysvc run starts its own otherwise)\n"
             "\n"
@@ -134,7 +137,8 @@ static int parse_args(int argc, char **argv, cli *c)
     c->command = argv[optind++];
     c->run.names = argv + optind;
     c->run.n_names = (size_t)(argc - optind);
-    if (strcmp(c->command, "run") != 0 && strcmp(c->command, "signer") != 0) {
+    if (strcmp(c->command, "run") != 0 && strcmp(c->command, "signer") != 0 &&
+        strcmp(c->command, "keys") != 0) {
         fprintf(stderr, "keysvc: unknown command \"%s\"\n", c->command);
         return -1;
     }
@@ -199,6 +203,8 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(c.command, "signer") == 0) {
         rc = cmd_signer(cfg, &c);
+    } else if (strcmp(c.command, "keys") == 0) {
+        rc = ks_keys_list_main(cfg, &c.run);
     } else {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = ks_run_main(cfg, &c.run);

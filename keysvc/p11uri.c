@@ -61,3 +61,106 @@ char *p11uri_format_new(const p11uri_parts *p)
     out[o] = '\0';
     return out;
 }
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes value[0..len) into out (cap bytes); the length, or -1. */
+static long decode(const char *value, size_t len, unsigned char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = hex_value(value[i + 1]), lo = hex_value(value[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (o == cap)
+            return -1;
+        out[o++] = c;
+    }
+    return (long)o;
+}
+
+static int set_text(char **slot, const char *value, size_t len)
+{
+    if (*slot != NULL)
+        return -1; /* given twice */
+    unsigned char *buf = malloc(len + 1);
+    long n = buf ? decode(value, len, buf, len) : -1;
+    if (n < 0 || memchr(buf, '\0', (size_t)n) != NULL) {
+        free(buf);
+        return -1;
+    }
+    buf[n] = '\0';
+    *slot = (char *)buf;
+    return 0;
+}
+
+static int set_attr(p11uri_parsed *out, const char *name, size_t name_len, const char *value,
+                    size_t len)
+{
+    static const char *const names[] = {"token", "manufacturer", "model", "serial", "object",
+                                        "type"};
+    char **slots[] = {&out->token, &out->manufacturer, &out->model,
+                      &out->serial, &out->object,      &out->type};
+    if (name_len == 2 && strncmp(name, "id", 2) == 0) {
+        if (out->has_id)
+            return -1;
+        long n = decode(value, len, out->id, sizeof(out->id));
+        if (n < 0)
+            return -1;
+        out->id_len = (size_t)n;
+        out->has_id = 1;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == name_len && strncmp(names[i], name, name_len) == 0)
+            return set_text(slots[i], value, len);
+    return 0; /* an attribute keysvc does not use */
+}
+
+int p11uri_parse(const char *uri, p11uri_parsed *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strncmp(uri, "pkcs11:", 7) != 0)
+        return -1;
+    const char *p = uri + 7;
+    const char *end = p + strcspn(p, "?");
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *attr_end = semi ? semi : end;
+        const char *eq = memchr(p, '=', (size_t)(attr_end - p));
+        if (eq == NULL || eq == p ||
+            set_attr(out, p, (size_t)(eq - p), eq + 1, (size_t)(attr_end - eq - 1)) < 0) {
+            p11uri_parsed_clear(out);
+            return -1;
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return 0;
+}
+
+void p11uri_parsed_clear(p11uri_parsed *p)
+{
+    free(p->token);
+    free(p->manufacturer);
+    free(p->model);
+    free(p->serial);
+    free(p->object);
+    free(p->type);
+    memset(p, 0, sizeof(*p));
+}

@@ -214,7 +214,7 @@ static int process_tenant_certificates(ks_run *run)
     return failures;
 }
 
-static store *open_database(const ks_config *cfg, pgcluster **cluster, ks_err *err)
+store *ks_open_database(const ks_config *cfg, pgcluster **cluster, ks_err *err)
 {
     const char *conninfo = cfg->database_url;
     *cluster = NULL;
@@ -362,7 +362,7 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
         goto out;
     signers = open_tenants(cfg, opts, signer.fd, &failures);
     if (signers == NULL || failures == (int)cfg->n_tenants ||
-        (run.db = open_database(cfg, &cluster, &err)) == NULL)
+        (run.db = ks_open_database(cfg, &cluster, &err)) == NULL)
         goto out;
     for (size_t i = 0; i < cfg->n_tenants; i++)
         if (signers[i] != NULL)

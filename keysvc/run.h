@@ -8,6 +8,7 @@
 
 #include "acme.h"
 #include "config.h"
+#include "pgcluster.h"
 #include "signer.h"
 #include "store.h"
 
@@ -53,6 +54,15 @@ typedef struct ks_run {
     size_t n_token_keys;
     int token_keys_loaded;
 } ks_run;
+
+/* Connects to the configured database, or ensures the private cluster and
+ * connects to it (*cluster set; release it after closing the store), and
+ * applies the migrations. */
+store *ks_open_database(const ks_config *cfg, pgcluster **cluster, ks_err *err);
+
+/* keysvc keys: every live key with its role, age, SPKI pin and URI, from
+ * the database (the token is not touched).  Returns an exit code. */
+int ks_keys_list_main(const ks_config *cfg, const ks_run_options *opts);
 
 /* Runs the job; returns an enum ks_exit value.  Errors are reported on
  * stderr as they happen. */

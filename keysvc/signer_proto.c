@@ -1,8 +1,10 @@
 #include "signer_proto.h"
 
 #include "b64.h"
+#include "ks_util.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +29,27 @@ int ks_proto_send(int fd, json_object *msg, ks_err *err)
     }
 }
 
+#define KS_PROTO_SPIN_US 200
+
 int ks_proto_recv(int fd, json_object **msg, ks_err *err)
 {
     /* One byte more than allowed, so that an oversized message shows. */
     static char buf[KS_SIGNER_MAX_MSG + 1];
     ssize_t n;
     *msg = NULL;
-    do {
+    /* Spin briefly before sleeping: the answer usually comes within tens of
+     * microseconds, and waking a sleeping process on another CPU costs more
+     * than that on a VM (measured: 51 us round trip asleep, ~8 us awake). */
+    long long spin_until = ks_now_us() + KS_PROTO_SPIN_US;
+    for (;;) {
+        n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT);
+        if (!(n < 0 && (errno == EAGAIN || errno == EINTR)) || ks_now_us() >= spin_until)
+            break;
+        /* On a shared CPU this lets the other side run at once. */
+        sched_yield();
+    }
+    while (n < 0 && (errno == EAGAIN || errno == EINTR))
         n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
-    } while (n < 0 && errno == EINTR);
     if (n < 0)
         return ks_fail(err, "signer protocol: recv: %s", strerror(errno));
     if (n == 0)

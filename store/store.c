@@ -381,16 +381,11 @@ int store_key_find(store *s, const char *tenant, const char *purpose, const char
     return one_row(res, out, read_key, "looking up key", err);
 }
 
-int store_keys_in_state(store *s, const char *tenant, const char *state, store_key **rows,
-                        size_t *n, ks_err *err)
+/* Reads every row of a key query into a new array. */
+static int key_rows(PGresult *res, store_key **rows, size_t *n, ks_err *err)
 {
-    const char *params[] = {tenant, state};
     *rows = NULL;
     *n = 0;
-    PGresult *res = exec_params(s, "looking up unsettled keys",
-                                "SELECT " KEY_COLUMNS " FROM keys WHERE tenant = $1 AND state = $2"
-                                " ORDER BY id",
-                                2, params, err);
     if (res == NULL)
         return -1;
     int count = PQntuples(res);
@@ -408,6 +403,28 @@ int store_keys_in_state(store *s, const char *tenant, const char *state, store_k
     }
     PQclear(res);
     return 0;
+}
+
+int store_keys_in_state(store *s, const char *tenant, const char *state, store_key **rows,
+                        size_t *n, ks_err *err)
+{
+    const char *params[] = {tenant, state};
+    return key_rows(exec_params(s, "looking up unsettled keys",
+                                "SELECT " KEY_COLUMNS " FROM keys WHERE tenant = $1 AND state = $2"
+                                " ORDER BY id",
+                                2, params, err),
+                    rows, n, err);
+}
+
+int store_keys_live(store *s, const char *tenant, store_key **rows, size_t *n, ks_err *err)
+{
+    const char *params[] = {tenant};
+    return key_rows(exec_params(s, "listing keys",
+                                "SELECT " KEY_COLUMNS " FROM keys WHERE state = 'live' AND"
+                                " ($1::text IS NULL OR tenant = $1)"
+                                " ORDER BY tenant, purpose, name, key_type, role",
+                                1, params, err),
+                    rows, n, err);
 }
 
 int store_key_set_pin(store *s, int64_t id, const char *spki_sha256, ks_err *err)

@@ -62,6 +62,10 @@ void store_key_clear(store_key *k);
 /* Inserts a key row; k->id and k->created_at are set on success. */
 int store_key_insert(store *s, store_key *k, ks_err *err);
 
+/* Every live key (of one tenant, or all when NULL), ordered by tenant,
+ * purpose, name, type and role; *rows as for store_keys_in_state. */
+int store_keys_live(store *s, const char *tenant, store_key **rows, size_t *n, ks_err *err);
+
 /* Every key of a tenant in a state ("pending", "destroying"), for recovery;
  * *rows newly allocated (free each with store_key_clear, then the array). */
 int store_keys_in_state(store *s, const char *tenant, const char *state, store_key **rows,

@@ -28,3 +28,20 @@ for variant in "rsa 2048" "ecdsa secp384r1"; do
     assert_eq "$expected" "$params" "$kind account key recorded as $expected"
     psql "$PG_CONNINFO" -qAt -c "DROP DATABASE \"$db\"" >/dev/null
 done
+
+# Ed25519: the key is made in the token and signs EdDSA; pebble does not
+# accept EdDSA accounts, and says so clearly.
+write_config ed.json '{"acct-ed.test": {"key_types": ["ecdsa"]}}' "{\"acct-ed.test\": \"$WEBROOT\"}"
+db="ks_acct_ed_$$"
+psql "$PG_CONNINFO" -qAt -c "CREATE DATABASE \"$db\"" >/dev/null
+sed -i "s|dbname=[a-z0-9_]*|dbname=$db|; s|\"account\": {[^}]*}|\"account\": {\"key_type\": \"ed25519\"}|" ed.json
+run_keysvc run --config ed.json
+assert_eq 2 "$RUN_RC" "pebble refuses an EdDSA account"
+assert_contains run.out "registering the ACME account" "the failing step is named"
+assert_contains run.out "badPublicKey" "the CA's reason is shown"
+assert_eq "ed25519 ed25519" "$(psql "host=$PG_SOCKET_DIR port=5432 user=postgres dbname=$db" -qAt \
+    -c "SELECT key_type || ' ' || params FROM keys WHERE purpose = 'account'")" \
+    "the Ed25519 account key was made in the token"
+assert_eq 0 "$(psql "host=$PG_SOCKET_DIR port=5432 user=postgres dbname=$db" -qAt \
+    -c "SELECT count(*) FROM orders")" "no order without an account"
+psql "$PG_CONNINFO" -qAt -c "DROP DATABASE \"$db\"" >/dev/null

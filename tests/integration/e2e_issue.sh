@@ -86,6 +86,19 @@ serial=$(openssl x509 -in out/certs/example.test.rsa.pem -noout -serial | cut -d
 assert_eq 1 "$(sql "SELECT count(*) FROM certificates WHERE serial = '$serial' AND key_type = 'rsa'")" "RSA serial recorded"
 assert_eq 1 "$(curl -sf --cacert "$ACME_CA_FILE" "$PEBBLE_MGMT_URL/cert-status-by-serial/$serial" | grep -c '"Status": *"Valid"')" "pebble knows the certificate as valid"
 
+# keysvc keys: every live key with its pin and URI; the primary's pin is the
+# certificate's SPKI pin, computed here with openssl.
+run_keysvc keys --config keysvc.json
+assert_eq 0 "$RUN_RC" "keysvc keys lists the keys"
+assert_eq 5 "$(grep -c '^  pkcs11:token=' run.out)" "five keys listed with a URI"
+for t in ecdsa rsa; do
+    pin=$(openssl x509 -in "out/certs/example.test.$t.pem" -noout -pubkey |
+          openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64)
+    grep -A1 "^default certificate example.test $t primary: " run.out > pin.txt
+    assert_contains pin.txt "pin-sha256=\"$pin\"" "$t primary key's pin is the certificate's SPKI pin"
+done
+assert_contains run.out "0 days old" "keys show their age"
+
 # A second run with nothing to do: no order, no key, no file rewritten.
 before=$(state_snapshot)
 run_keysvc run --config keysvc.json

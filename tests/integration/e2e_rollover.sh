@@ -74,6 +74,8 @@ assert_eq "$(token_pubkey_hash "$b0")" "$(cert_key)" "the new certificate carrie
 assert_settled "after the rollover"
 assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'destroy' AND outcome = 'ok'
                     AND encode(ckaid, 'hex') = '$p0'")" "the destruction of the old key is audited"
+assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'rollover' AND outcome = 'ok'
+                    AND encode(ckaid, 'hex') = '$b0'")" "the rollover is audited, naming the new primary"
 
 # With directories.previous_key the old primary stays, live, as "previous".
 run_keysvc run --config "$keep_config" --rollover r.test
@@ -89,6 +91,8 @@ KEYSVC_TEST_P11_FAULTS="C_GenerateKeyPair@1=CKR_DEVICE_ERROR" run_keysvc run --c
 assert_eq 2 "$RUN_RC" "a token fault during the rollover fails the run"
 assert_contains run.out "CKR_DEVICE_ERROR" "the token's error is reported"
 assert_eq "$before" "$(role_id primary) $(role_id backup) $(role_id previous)" "the arrangement is unchanged"
+assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'rollover' AND outcome = 'failed'
+                    AND detail LIKE '%CKR_DEVICE_ERROR%'")" "the failed rollover is audited with its reason"
 assert_settled "after the failed rollover"
 
 # Killed at each step: the next run ends with the old or the new arrangement.

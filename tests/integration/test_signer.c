@@ -13,6 +13,8 @@
 #include "csr.h"
 #include "hsm.h"
 #include "jws.h"
+#include "keys.h"
+#include "p11uri.h"
 #include "pin.h"
 #include "signer.h"
 #include "signer_proto.h"
@@ -564,6 +566,47 @@ static void test_wrong_pin_and_missing_token(void **state)
     ks_signer_process_end(&f.proc);
 }
 
+/* ------------------------------------------------------------ URIs */
+
+/* A key's URI names one object: parsed back, its serial and id reach the
+ * same key through the signer. */
+static void test_uri_round_trip(void **state)
+{
+    fixture *f = *state;
+    ks_err err = {0};
+    const hsm_key_spec rsa = {.kind = HSM_KEY_RSA, .rsa_bits = 2048};
+    const hsm_key_spec *specs[] = {&p256, &rsa};
+    for (size_t i = 0; i < 2; i++) {
+        ks_keyref ref = make_key(f->a, KS_PURPOSE_CERTIFICATE, specs[i]);
+        const hsm_token_info *tok = ks_signer_token(f->a);
+        store_key row = {.token_label = (char *)tok->label,
+                         .token_serial = (char *)tok->serial,
+                         .label = "cert:uri test;odd/label?",
+                         .ckaid_len = ref.id_len};
+        memcpy(row.ckaid, ref.id, ref.id_len);
+        char *uri = ks_key_uri_new(&row, tok);
+        p11uri_parsed parsed;
+        assert_int_equal(p11uri_parse(uri, &parsed), 0);
+        assert_string_equal(parsed.token, tok->label);
+        assert_string_equal(parsed.serial, tok->serial);
+        assert_string_equal(parsed.object, "cert:uri test;odd/label?");
+        assert_string_equal(parsed.type, "private");
+        ks_keyref found = {.id_len = parsed.id_len};
+        snprintf(found.token_serial, sizeof(found.token_serial), "%s", parsed.serial);
+        memcpy(found.id, parsed.id, parsed.id_len);
+        EVP_PKEY *want = NULL, *got = NULL;
+        assert_int_equal(ks_signer_public_key(f->a, &ref, &want, &err), 0);
+        if (ks_signer_public_key(f->a, &found, &got, &err) < 0)
+            fail_msg("the parsed URI %s finds nothing: %s", uri, err.msg);
+        assert_int_equal(EVP_PKEY_eq(want, got), 1);
+        EVP_PKEY_free(want);
+        EVP_PKEY_free(got);
+        p11uri_parsed_clear(&parsed);
+        free(uri);
+        ks_signer_destroy(f->a, &ref, &err);
+    }
+}
+
 /* ------------------------------------------------------------- listing */
 
 /* One listing, over several pages and search batches, with only keysvc's
@@ -606,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_sessions_closed_from_outside),
         cmocka_unit_test(test_pin_from_environment_never_stays),
         cmocka_unit_test(test_wrong_pin_and_missing_token),
+        cmocka_unit_test_setup_teardown(test_uri_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -234,6 +234,65 @@ static void test_every_byte_round_trips(void **state)
     free(uri);
 }
 
+/* keysvc's own parser reads back whatever the formatter wrote. */
+static void test_parse_round_trip(void **state)
+{
+    (void)state;
+    for (int iter = 0; iter < 200; iter++) {
+        char token[40], object[80], serial[20];
+        unsigned char id[64];
+        random_label(token, 1 + rng_next() % 32);
+        random_label(object, 1 + rng_next() % 64);
+        random_label(serial, 1 + rng_next() % 16);
+        size_t id_len = 1 + rng_next() % sizeof(id);
+        for (size_t i = 0; i < id_len; i++)
+            id[i] = (unsigned char)rng_next();
+        p11uri_parts p = {.token = token, .serial = serial, .object = object, .id = id,
+                          .id_len = id_len, .type = "private"};
+        char *uri = p11uri_format_new(&p);
+        p11uri_parsed back;
+        assert_int_equal(p11uri_parse(uri, &back), 0);
+        assert_string_equal(back.token, token);
+        assert_string_equal(back.serial, serial);
+        assert_string_equal(back.object, object);
+        assert_string_equal(back.type, "private");
+        assert_null(back.manufacturer);
+        assert_true(back.has_id);
+        assert_int_equal(back.id_len, id_len);
+        assert_memory_equal(back.id, id, id_len);
+        p11uri_parsed_clear(&back);
+        free(uri);
+    }
+}
+
+static void test_parse_refuses_malformed(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "http:token=x",
+        "pkcs11:token=%zz",
+        "pkcs11:token=%4",
+        "pkcs11:token=a;token=b",
+        "pkcs11:id=%01;id=%02",
+        "pkcs11:noequals",
+        "pkcs11:=value",
+        "pkcs11:object=a%00b",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        p11uri_parsed p;
+        if (p11uri_parse(bad[i], &p) != -1)
+            fail_msg("accepted %s", bad[i]);
+    }
+    /* Unknown attributes are skipped and the query is ignored. */
+    p11uri_parsed p;
+    assert_int_equal(p11uri_parse("pkcs11:slot-id=3;object=k;id=%41?pin-source=file:/x", &p), 0);
+    assert_string_equal(p.object, "k");
+    assert_int_equal(p.id_len, 1);
+    assert_int_equal(p.id[0], 0x41);
+    assert_null(p.token);
+    p11uri_parsed_clear(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +304,8 @@ int main(void)
         cmocka_unit_test(test_null_members_left_out),
         cmocka_unit_test(test_random_round_trip),
         cmocka_unit_test(test_every_byte_round_trips),
+        cmocka_unit_test(test_parse_round_trip),
+        cmocka_unit_test(test_parse_refuses_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
