@@ -4,7 +4,8 @@
  * With KEYSVC_TEST_CRASH_AT=<name> in the environment, ks_crashpoint(<name>)
  * kills the process with SIGKILL on the spot, as a power cut or an OOM kill
  * would; nothing is flushed, nothing is cleaned up.  Without it, a crash
- * point does nothing.  Tests only.
+ * point does nothing, and without the KEYSVC_TEST_HOOKS build option it is
+ * compiled out.  Tests only.
  */
 #ifndef KS_TESTHOOK_H
 #define KS_TESTHOOK_H

@@ -45,6 +45,7 @@ int hsm_fail_rv(ks_err *err, const char *what, CK_RV rv)
     return ks_fail(err, "%s: %s", what, hsm_rv_name(rv));
 }
 
+#ifdef KEYSVC_TEST_HOOKS
 /* KEYSVC_TEST_P11_FAULTS="C_Sign@3=CKR_DEVICE_ERROR,C_Login@1=0xa0" */
 static int parse_faults(hsm *h, const char *spec, ks_err *err)
 {
@@ -64,10 +65,11 @@ static int parse_faults(hsm *h, const char *spec, ks_err *err)
         }
         memcpy(f->fn, item, (size_t)(at - item));
         f->fn[at - item] = '\0';
-        f->nth = strtoul(at + 1, NULL, 10);
+        char *count_end = NULL;
+        f->nth = strtoul(at + 1, &count_end, 10);
         f->rv = hsm_rv_from_name(eq + 1);
         f->calls = 0;
-        if (f->nth == 0 || f->rv == CKR_OK)
+        if (f->nth == 0 || count_end != eq || f->rv == CKR_OK)
             rc = ks_fail(err, "KEYSVC_TEST_P11_FAULTS: bad count or value in \"%s\"", item);
         else
             h->n_faults++;
@@ -77,6 +79,7 @@ static int parse_faults(hsm *h, const char *spec, ks_err *err)
         ks_warn("PKCS#11 fault injection is on (KEYSVC_TEST_P11_FAULTS): for tests only");
     return rc;
 }
+#endif
 
 /* ----------------------------------------------------------- the module */
 
@@ -87,9 +90,11 @@ hsm *hsm_open(const char *module_path, ks_err *err)
         ks_fail(err, "out of memory");
         return NULL;
     }
+#ifdef KEYSVC_TEST_HOOKS
     const char *faults = getenv("KEYSVC_TEST_P11_FAULTS");
     if (faults != NULL && *faults != '\0' && parse_faults(h, faults, err) < 0)
         goto fail;
+#endif
     h->dl = dlopen(module_path, RTLD_NOW | RTLD_LOCAL);
     if (h->dl == NULL) {
         ks_fail(err, "cannot load PKCS#11 module %s: %s", module_path, dlerror());
@@ -233,19 +238,36 @@ static int select_slot(hsm *h, const char *label, const char *serial, CK_SLOT_ID
     if (found == 1)
         return 0;
     if (found > 1)
-        return ks_fail(err, "%d tokens are labelled \"%s\"; name the one to use by its serial",
-                       found, label ? label : "");
-    return ks_fail(err, "no token labelled \"%s\"%s%s was found (tokens present: %s)",
-                   label ? label : "", serial ? " with serial " : "", serial ? serial : "",
-                   seen_len ? seen : "none");
+        return ks_fail(err, "%d tokens match (label \"%s\"%s%s); name the one to use by its serial",
+                       found, label ? label : "", serial ? ", serial " : "", serial ? serial : "");
+    if (label == NULL)
+        return ks_fail(err, "no token with serial %s was found (tokens present: %s)",
+                       serial ? serial : "", seen_len ? seen : "none");
+    return ks_fail(err, "no token labelled \"%s\"%s%s was found (tokens present: %s)", label,
+                   serial ? " with serial " : "", serial ? serial : "", seen_len ? seen : "none");
+}
+
+/* Tests only: KEYSVC_TEST_TOKEN_FLAGS=final_try|locked makes the token
+ * report that state (SoftHSM never does). */
+static CK_FLAGS test_token_flags(void)
+{
+#ifdef KEYSVC_TEST_HOOKS
+    const char *v = getenv("KEYSVC_TEST_TOKEN_FLAGS");
+    if (v != NULL && strcmp(v, "final_try") == 0)
+        return CKF_USER_PIN_FINAL_TRY;
+    if (v != NULL && strcmp(v, "locked") == 0)
+        return CKF_USER_PIN_LOCKED;
+#endif
+    return 0;
 }
 
 /* A real HSM locks the PIN after a few failures; never spend the last try. */
 static int check_pin_flags(const hsm_token *t, const CK_TOKEN_INFO *raw, ks_err *err)
 {
-    if (raw->flags & CKF_USER_PIN_LOCKED)
+    CK_FLAGS flags = raw->flags | test_token_flags();
+    if (flags & CKF_USER_PIN_LOCKED)
         return ks_fail(err, "token \"%s\": the user PIN is locked", t->info.label);
-    if (raw->flags & CKF_USER_PIN_FINAL_TRY)
+    if (flags & CKF_USER_PIN_FINAL_TRY)
         return ks_fail(err,
                        "token \"%s\": one PIN try is left; refusing to risk locking it "
                        "(check the PIN by hand)",
@@ -253,29 +275,75 @@ static int check_pin_flags(const hsm_token *t, const CK_TOKEN_INFO *raw, ks_err 
     return 0;
 }
 
-/* Opens a session and logs in, with the PIN from the token's source. */
-static int open_and_login(hsm_token *t, ks_err *err)
+static void close_session(hsm_token *t)
 {
-    char pin[257];
+    if (t->have_session)
+        P11(t->h, C_CloseSession, t->session);
+    t->have_session = 0;
+    t->logged_in = 0;
+}
+
+/* Remembers a login failure that another try would not mend: a wrong PIN
+ * stays wrong, and each try costs one of a real HSM's few. */
+static int refuse_logins(hsm_token *t, ks_err *err)
+{
+    t->login_refused = 1;
+    snprintf(t->login_error, sizeof(t->login_error), "%s", err ? err->msg : "login failed");
+    return -1;
+}
+
+/* Opens a session and logs in with the PIN from the token's source.  On
+ * failure no session stays open: a session that is not logged in would
+ * find no private key and let a destroy remove only the public half.
+ * `first`: the token must not be logged in already (another tenant on the
+ * same token would be). */
+static int open_and_login(hsm_token *t, int first, ks_err *err)
+{
+    char pin[KS_PIN_BUF];
     size_t pin_len = 0;
+    int rc = -1;
     CK_RV rv = P11(t->h, C_OpenSession, t->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
                    &t->session);
     if (rv != CKR_OK)
         return hsm_fail_rv(err, "C_OpenSession", rv);
     t->have_session = 1;
     if (t->pin_fn(t->pin_ctx, pin, sizeof(pin), &pin_len, err) < 0)
-        return -1;
+        goto out;
     rv = P11(t->h, C_Login, t->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
-    OPENSSL_cleanse(pin, sizeof(pin));
-    if (rv == CKR_PIN_INCORRECT)
-        return ks_fail(err, "token \"%s\": wrong PIN (C_Login: CKR_PIN_INCORRECT)",
-                       t->info.label);
-    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+    t->logins++;
+    if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED) {
+        ks_fail(err, "token \"%s\": %s (C_Login: %s)", t->info.label,
+                rv == CKR_PIN_LOCKED ? "the user PIN is locked" : "wrong PIN", hsm_rv_name(rv));
+        refuse_logins(t, err);
+    } else if (rv == CKR_USER_ALREADY_LOGGED_IN && first) {
+        ks_fail(err, "token \"%s\" is already logged in by this process: two tenants cannot "
+                     "share a token",
+                t->info.label);
+    } else if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
         hsm_fail_rv(err, "C_Login", rv);
-        return ks_failp(err, "token \"%s\"", t->info.label);
+        ks_failp(err, "token \"%s\"", t->info.label);
+    } else {
+        t->logged_in = 1;
+        rc = 0;
     }
-    t->logged_in = 1;
-    return 0;
+out:
+    OPENSSL_cleanse(pin, sizeof(pin));
+    if (rc < 0)
+        close_session(t);
+    return rc;
+}
+
+int hsm_find_token(hsm *h, const char *label, const char *serial, hsm_token_info *out,
+                   ks_err *err)
+{
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO raw;
+    return select_slot(h, label, serial, &slot, out, &raw, err);
+}
+
+unsigned hsm_token_logins(const hsm_token *t)
+{
+    return t->logins;
 }
 
 hsm_token *hsm_token_login(hsm *h, const char *label, const char *serial, hsm_pin_fn pin_fn,
@@ -291,7 +359,7 @@ hsm_token *hsm_token_login(hsm *h, const char *label, const char *serial, hsm_pi
     t->pin_fn = pin_fn;
     t->pin_ctx = pin_ctx;
     if (select_slot(h, label, serial, &t->slot, &t->info, &raw, err) < 0 ||
-        check_pin_flags(t, &raw, err) < 0 || open_and_login(t, err) < 0) {
+        check_pin_flags(t, &raw, err) < 0 || open_and_login(t, 1, err) < 0) {
         token_logout_close(t);
         free(t);
         return NULL;
@@ -331,15 +399,14 @@ static int relogin(hsm_token *t, ks_err *err)
 {
     CK_TOKEN_INFO raw;
     hsm_token_info info;
+    if (t->login_refused)
+        return ks_fail(err, "%s (not tried again)", t->login_error);
     /* The old session may be gone already; closing it is best effort. */
-    if (t->have_session)
-        P11(t->h, C_CloseSession, t->session);
-    t->have_session = 0;
-    t->logged_in = 0;
+    close_session(t);
     /* Handles found in a logged-out state are not to be trusted. */
     hsm_cache_clear(t);
-    if (select_slot(t->h, NULL, t->info.serial, &t->slot, &info, &raw, err) < 0 ||
-        check_pin_flags(t, &raw, err) < 0 || open_and_login(t, err) < 0)
+    if (select_slot(t->h, t->info.label, t->info.serial, &t->slot, &info, &raw, err) < 0 ||
+        check_pin_flags(t, &raw, err) < 0 || open_and_login(t, 0, err) < 0)
         return -1;
     t->broken = 0;
     t->recoveries++;
@@ -349,10 +416,13 @@ static int relogin(hsm_token *t, ks_err *err)
 int hsm_with_session(hsm_token *t, int (*op)(hsm_token *, void *, ks_err *), void *arg,
                      ks_err *err)
 {
-    if (t->broken) {
-        ks_info("token \"%s\": replacing a session left in a failed operation", t->info.label);
+    /* Never work on a session that is not logged in: it finds no private
+     * key, and a destroy would remove only the public half. */
+    if (t->broken || !t->logged_in) {
+        ks_info("token \"%s\": replacing a session that is %s", t->info.label,
+                t->broken ? "left in a failed operation" : "not logged in");
         if (relogin(t, err) < 0)
-            return ks_failp(err, "token \"%s\": replacing a broken session", t->info.label);
+            return ks_failp(err, "token \"%s\": no usable session", t->info.label);
     }
     t->h->last_error = CKR_OK;
     int rc = op(t, arg, err);
@@ -487,16 +557,29 @@ void hsm_cache_drop(hsm_token *t, const unsigned char *id, size_t id_len)
     free(old);
 }
 
+/* A token may give a destroyed key's handle number to a new object: a
+ * cached handle is used only while it still carries the key's CKA_ID (one
+ * attribute read, far cheaper than a search). */
+static int cached_handle_still_is(hsm_token *t, const hsm_cache_entry *e)
+{
+    unsigned char id[HSM_MAX_ID_LEN];
+    CK_ATTRIBUTE a = {CKA_ID, id, sizeof(id)};
+    CK_RV rv = P11(t->h, C_GetAttributeValue, t->session, e->priv, &a, 1);
+    return rv == CKR_OK && a.ulValueLen == e->id_len && memcmp(id, e->id, e->id_len) == 0;
+}
+
 int hsm_private_key(hsm_token *t, const unsigned char *id, size_t id_len, CK_OBJECT_HANDLE *key,
                     CK_KEY_TYPE *type, int *from_cache, ks_err *err)
 {
     hsm_cache_entry *e = cache_find(t, id, id_len);
-    *from_cache = e != NULL;
-    if (e != NULL) {
+    *from_cache = e != NULL && cached_handle_still_is(t, e);
+    if (*from_cache) {
         *key = e->priv;
         *type = e->key_type;
         return 0;
     }
+    if (e != NULL)
+        hsm_cache_drop(t, id, id_len);
     int found = hsm_find_object(t, CKO_PRIVATE_KEY, id, id_len, key, err);
     if (found == 0)
         return ks_fail(err, "token \"%s\" (serial %s) has no private key with this CKA_ID",

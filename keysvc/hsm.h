@@ -12,6 +12,9 @@
  *
  * Not thread-safe: one thread uses a handle (the signer serves requests one
  * at a time).
+ *
+ * Test hooks (compiled in with KEYSVC_TEST_HOOKS, active only when their
+ * variable is set): KEYSVC_TEST_P11_FAULTS, KEYSVC_TEST_TOKEN_FLAGS.
  */
 #ifndef KEYSVC_HSM_H
 #define KEYSVC_HSM_H
@@ -70,6 +73,9 @@ typedef struct hsm_key_id {
  * caller wipes buf. */
 typedef int (*hsm_pin_fn)(void *ctx, char *buf, size_t cap, size_t *len, ks_err *err);
 
+/* The size of the buffer a hsm_pin_fn is given (a PIN is at most 256 bytes). */
+#define KS_PIN_BUF 260
+
 /* Loads the module (a path, e.g. HSM_DEFAULT_MODULE) and initialises it.
  * With KEYSVC_TEST_P11_FAULTS set in the environment (tests only), the
  * listed calls fail: "C_Sign@3=CKR_DEVICE_ERROR,C_Login@1=0x30" makes the
@@ -82,12 +88,19 @@ void hsm_close(hsm *h);
 
 /* Selects the token by label (and serial, when non-NULL), opens a read/write
  * session and logs in as the user with the PIN from pin_fn.  A locked PIN,
- * or one on its final try, is refused without trying.  The handle belongs to
+ * or one on its final try, is refused without trying; after a wrong PIN no
+ * login is tried again.  A token this process is already logged in to is
+ * refused (it would belong to another tenant).  The handle belongs to
  * `h` (freed by hsm_close); `pin_ctx` must live as long as it does. */
 hsm_token *hsm_token_login(hsm *h, const char *label, const char *serial, hsm_pin_fn pin_fn,
                            void *pin_ctx, ks_err *err);
 
 const hsm_token_info *hsm_token_get_info(const hsm_token *t);
+
+/* Finds the one token matching label/serial without logging in (to learn
+ * its serial before deciding to). */
+int hsm_find_token(hsm *h, const char *label, const char *serial, hsm_token_info *out,
+                   ks_err *err);
 
 /* Generates a key pair whose halves both carry CKA_ID `id` (chosen by the
  * caller, so it can be recorded before the key exists).  Refused when a key
@@ -127,8 +140,10 @@ int hsm_inspect_key(hsm_token *t, const unsigned char *id, size_t id_len, hsm_ke
  * and recovers). */
 void hsm_token_close_all_sessions(hsm_token *t);
 
-/* How many times a lost session was recovered (for tests and logs). */
+/* How many times a lost session was recovered, and how many C_Login calls
+ * were made (for tests and logs). */
 unsigned hsm_token_recoveries(const hsm_token *t);
+unsigned hsm_token_logins(const hsm_token *t);
 
 /* "CKR_ATTRIBUTE_SENSITIVE" and so on; "CKR_0x..." for unknown values. */
 const char *hsm_rv_name(unsigned long rv);

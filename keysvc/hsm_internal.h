@@ -50,6 +50,12 @@ struct hsm_token {
     /* An operation failed half way (C_SignInit done, C_Sign failed): the
      * session may hold its state, so it is replaced before the next use. */
     int broken;
+    /* A login failed for a reason another try would not mend (wrong or
+     * locked PIN): no further login is tried, so no more PIN tries are
+     * spent.  Its message is kept for every later request. */
+    int login_refused;
+    char login_error[KS_ERR_MAX];
+    unsigned logins;
     hsm_token_info info;
     hsm_pin_fn pin_fn;
     void *pin_ctx;

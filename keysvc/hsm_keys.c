@@ -59,7 +59,10 @@ static int generate_op(hsm_token *t, void *arg, ks_err *err)
     int params_len = 0;
     CK_OBJECT_HANDLE existing;
 
+    /* Either half with this ID would make the key ambiguous later. */
     int taken = hsm_find_object(t, CKO_PRIVATE_KEY, g->id, g->id_len, &existing, err);
+    if (taken == 0)
+        taken = hsm_find_object(t, CKO_PUBLIC_KEY, g->id, g->id_len, &existing, err);
     if (taken != 0)
         return taken < 0 ? ks_failp(err, "checking the new CKA_ID")
                          : ks_fail(err, "a key with this CKA_ID is already on token \"%s\"",
@@ -408,7 +411,7 @@ static int sign_op(hsm_token *t, void *arg, ks_err *err)
     const unsigned char *in = mech == CKM_EDDSA ? s->data : buf;
     size_t in_len = mech == CKM_EDDSA ? s->data_len : len;
     CK_RV rv = sign_with(t, key, mech, in, in_len, s);
-    if (rv == CKR_OBJECT_HANDLE_INVALID && cached) {
+    if ((rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_KEY_HANDLE_INVALID) && cached) {
         /* The key was replaced or the token reloaded: search again. */
         hsm_cache_drop(t, s->id, s->id_len);
         if (hsm_private_key(t, s->id, s->id_len, &key, &type, &cached, err) < 0)

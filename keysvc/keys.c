@@ -94,14 +94,47 @@ char *ks_key_uri_new(const store_key *row, const hsm_token_info *token)
 
 /* ------------------------------------------------------------ recovery */
 
-/* Destroys a key on the token (if it is there) and marks its row destroyed. */
-static int finish_destroying(store *db, ks_signer *signer, const store_key *row, ks_err *err)
+/* Claims a key for destruction: its row moves from (role, state) to
+ * retired/destroying, but only if it is still there; *claimed 0 means the
+ * row moved on (for a pending key: the step that made it live committed
+ * after all) and the key must be kept.  A row already destroying is
+ * claimed as it is. */
+static int claim_for_destruction(store *db, const store_key *row, const char *role,
+                                 int *claimed, ks_err *err)
+{
+    *claimed = 1;
+    if (strcmp(row->state, "destroying") == 0)
+        return 0;
+    return store_key_move(db, row->id, role, row->state, "retired", "destroying", claimed, err);
+}
+
+/* Removes a claimed key from the token (if it is there) and marks its row
+ * destroyed. */
+static int destroy_claimed(store *db, ks_signer *signer, const store_key *row, ks_err *err)
 {
     ks_keyref ref;
+    int moved = 0;
     if (ks_keyref_from_row(row, &ref, err) < 0 || ks_signer_destroy(signer, &ref, err) < 0 ||
-        store_key_set(db, row->id, "retired", "destroyed", err) < 0)
+        store_key_move(db, row->id, "retired", "destroying", "retired", "destroyed", &moved,
+                       err) < 0)
         return ks_failp(err, "removing key %s", row->label);
     return 0;
+}
+
+/* Claims and destroys a key found in (role, state); 1 destroyed, 0 kept
+ * because its row had moved on. */
+static int destroy_key(store *db, ks_signer *signer, const store_key *row, const char *role,
+                       ks_err *err)
+{
+    int claimed = 0;
+    if (claim_for_destruction(db, row, role, &claimed, err) < 0)
+        return ks_failp(err, "removing key %s", row->label);
+    if (!claimed) {
+        ks_info("key %s is no longer %s; kept", row->label, row->state);
+        return 0;
+    }
+    ks_crashpoint("destroy:claimed");
+    return destroy_claimed(db, signer, row, err) < 0 ? -1 : 1;
 }
 
 static int recover_state(store *db, ks_signer *signer, const char *tenant, const char *state,
@@ -115,7 +148,7 @@ static int recover_state(store *db, ks_signer *signer, const char *tenant, const
             ks_info("%s key %s: %s", tenant, rows[i].label,
                     strcmp(state, "pending") == 0 ? "an interrupted generation, rolled back"
                                                   : "an interrupted removal, finished");
-            rc = finish_destroying(db, signer, &rows[i], err);
+            rc = destroy_key(db, signer, &rows[i], NULL, err) < 0 ? -1 : 0;
         }
         store_key_clear(&rows[i]);
     }
@@ -184,12 +217,29 @@ static int generate_pending(store *db, ks_signer *signer, const ks_key_request *
 }
 
 /* A pending key that could not be finished is rolled back now, so that the
- * next run need not. */
+ * next run need not; only if its row is still pending (a step that failed
+ * on the way back from the database may have committed). */
 static void abandon(store *db, ks_signer *signer, const store_key *row)
 {
     ks_err ignored;
-    if (row->id != 0 && finish_destroying(db, signer, row, &ignored) < 0)
+    if (row->id != 0 && row->state != NULL && strcmp(row->state, "pending") == 0 &&
+        destroy_key(db, signer, row, "incoming", &ignored) < 0)
         ks_warn("%s (it will be rolled back by the next run)", ignored.msg);
+}
+
+/* Moves a key that must be in (from_role, from_state); anything else means
+ * another worker changed the keys, and is an error. */
+static int move_key(store *db, const store_key *row, const char *from_role,
+                    const char *from_state, const char *to_role, const char *to_state,
+                    ks_err *err)
+{
+    int moved = 0;
+    if (store_key_move(db, row->id, from_role, from_state, to_role, to_state, &moved, err) < 0)
+        return -1;
+    if (!moved)
+        return ks_fail(err, "key %s is no longer %s/%s (another worker changed it)", row->label,
+                       from_role, from_state);
+    return 0;
 }
 
 /* Generates a key and makes it live in `role` at once. */
@@ -197,7 +247,7 @@ static int generate_live(store *db, ks_signer *signer, const ks_key_request *req
                          const char *role, store_key *row, ks_err *err)
 {
     if (generate_pending(db, signer, req, row, err) < 0 ||
-        store_key_set(db, row->id, role, "live", err) < 0) {
+        move_key(db, row, "incoming", "pending", role, "live", err) < 0) {
         abandon(db, signer, row);
         store_key_clear(row);
         return -1;
@@ -246,7 +296,7 @@ int ks_keys_ensure(store *db, ks_signer *signer, const ks_key_request *req, int 
         goto out;
     if (!has_primary && has_backup) {
         /* acmebot: a lone backup becomes the primary. */
-        if (store_key_set(db, backup.id, "primary", "live", err) < 0)
+        if (move_key(db, &backup, "backup", "live", "primary", "live", err) < 0)
             goto out;
         ks_info("key %s: the backup key becomes the primary", backup.label);
         *primary = backup;
@@ -280,19 +330,21 @@ out:
 
 /* ------------------------------------------------------------ rollover */
 
-/* Removes the keys the rollover retired (the old previous, and the old
- * primary unless it is kept). */
-static int destroy_retired(store *db, ks_signer *signer, store_key *const *rows, size_t n,
-                           ks_err *err)
+/* The previous key of the last rollover goes at this one, but never while
+ * a current certificate still uses it (its renewal failed). */
+static int check_previous_unused(store *db, const store_key *previous, ks_err *err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (finish_destroying(db, signer, rows[i], err) < 0)
-            return -1;
+    int in_use = 0;
+    if (store_key_in_use(db, previous->id, &in_use, err) < 0)
+        return -1;
+    if (in_use)
+        return ks_fail(err, "key %s, the previous key, still serves a current certificate; "
+                            "renew that certificate (keysvc run) before the next rollover",
+                       previous->label);
     return 0;
 }
 
-int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, int keep_previous,
-                     ks_err *err)
+int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, ks_err *err)
 {
     store_key primary = {0}, backup = {0}, previous = {0}, incoming = {0};
     long long event = 0;
@@ -307,6 +359,8 @@ int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, in
                 ks_key_type_name(req->type), has_p ? "backup" : "primary");
         goto out;
     }
+    if (has_x && check_previous_unused(db, &previous, err) < 0)
+        goto out;
     /* The rollover is an audited key operation of its own, named by the key
      * that becomes the primary. */
     ks_keyref promoted;
@@ -318,29 +372,26 @@ int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, in
         generate_pending(db, signer, req, &incoming, err) < 0)
         goto out;
     ks_crashpoint("rollover:generated");
-    if (store_key_rollover(db, primary.id, backup.id, incoming.id, previous.id, keep_previous,
-                           err) < 0)
+    if (store_key_rollover(db, primary.id, backup.id, incoming.id, previous.id, err) < 0)
         goto out;
     ks_crashpoint("rollover:committed");
-    /* The old previous goes, and so does the old primary unless it is kept. */
-    store_key *retired[2];
-    size_t n_retired = 0;
-    if (has_x)
-        retired[n_retired++] = &previous;
-    if (!keep_previous)
-        retired[n_retired++] = &primary;
-    if (destroy_retired(db, signer, retired, n_retired, err) < 0) {
-        ks_failp(err, "the rollover is done, but removing the old keys failed (the next run "
-                      "finishes it)");
-        rc = 0;
-        goto out;
+    rc = 0;
+    if (has_x) {
+        free(previous.state);
+        previous.state = strdup("destroying");
+        if (previous.state == NULL || destroy_claimed(db, signer, &previous, err) < 0) {
+            ks_warn("the rollover is done, but removing the old previous key failed (the next "
+                    "run finishes it): %s",
+                    previous.state ? err->msg : "out of memory");
+            goto out;
+        }
     }
     ks_crashpoint("rollover:destroyed");
-    ks_info("rolled over %s (%s): %s is the primary, %s the new backup", req->name,
-            ks_key_type_name(req->type), backup.label, incoming.label);
-    rc = 0;
+    ks_info("rolled over %s (%s): %s is the primary, %s the new backup, %s the previous key",
+            req->name, ks_key_type_name(req->type), backup.label, incoming.label,
+            primary.label);
 out:
-    if (rc < 0 && incoming.id != 0 && strcmp(incoming.state ? incoming.state : "", "pending") == 0)
+    if (rc < 0)
         abandon(db, signer, &incoming);
     if (event != 0) {
         ks_err ignored;
@@ -351,6 +402,29 @@ out:
     store_key_clear(&backup);
     store_key_clear(&previous);
     store_key_clear(&incoming);
+    return rc;
+}
+
+int ks_keys_retire_previous(store *db, ks_signer *signer, const ks_key_request *req,
+                            int *retired, ks_err *err)
+{
+    store_key previous = {0};
+    int in_use = 0, rc = 0;
+    *retired = 0;
+    int found = find_role(db, req, "previous", &previous, err);
+    if (found <= 0)
+        return found;
+    if (store_key_in_use(db, previous.id, &in_use, err) < 0) {
+        rc = -1;
+    } else if (!in_use) {
+        rc = destroy_key(db, signer, &previous, "previous", err);
+        *retired = rc == 1;
+        if (rc == 1)
+            ks_info("key %s (%s): the previous key %s is retired and destroyed", req->name,
+                    ks_key_type_name(req->type), previous.label);
+        rc = rc < 0 ? -1 : 0;
+    }
+    store_key_clear(&previous);
     return rc;
 }
 

@@ -45,10 +45,17 @@ int ks_keys_ensure(store *db, ks_signer *signer, const ks_key_request *req, int 
                    store_key *primary, int *generated, ks_err *err);
 
 /* The rollover: the backup becomes the primary, the primary becomes the
- * previous key (keep_previous) or is destroyed, a new backup is generated.
- * Either the old or the new arrangement survives a crash at any step. */
-int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, int keep_previous,
-                     ks_err *err);
+ * previous key, a new backup is generated, and the previous key of the
+ * last rollover is destroyed (refused while a current certificate still
+ * uses it).  Either the old or the new arrangement survives a crash at any
+ * step. */
+int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, ks_err *err);
+
+/* Destroys the previous key once no current certificate uses it (when no
+ * previous key is kept: call after the certificates were renewed with the
+ * new primary).  *retired is 1 when a key was destroyed. */
+int ks_keys_retire_previous(store *db, ks_signer *signer, const ks_key_request *req,
+                            int *retired, ks_err *err);
 
 /* base64(SHA-256(SubjectPublicKeyInfo DER)), the HPKP/TLSA pin; caller frees. */
 char *ks_spki_pin_new(EVP_PKEY *pub, ks_err *err);

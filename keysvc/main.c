@@ -7,7 +7,6 @@
 #include "signer.h"
 #include "signer_server.h"
 
-#include <curl/curl.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -206,9 +205,7 @@ int main(int argc, char **argv)
     } else if (strcmp(c.command, "keys") == 0) {
         rc = ks_keys_list_main(cfg, &c.run);
     } else {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = ks_run_main(cfg, &c.run);
-        curl_global_cleanup();
     }
     ks_config_free(cfg);
     return rc;

@@ -6,7 +6,9 @@
 #include "ks_log.h"
 #include "ks_util.h"
 #include "pgcluster.h"
+#include "pin.h"
 
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -167,11 +169,14 @@ static int in_tenant(const ks_run *run, const ks_cert_config *cert)
     return strcmp(run->cfg->tenants[k->tenant].name, run->tenant) == 0;
 }
 
-/* Rolls over every selected private key of the tenant, in each key type. */
-static int rollover_selected(ks_run *run)
+/* An action on one private key (in one key type). */
+typedef int (*key_action)(ks_run *run, const ks_key_request *req, ks_err *err);
+
+/* Runs an action on every selected private key of the tenant, in each key
+ * type; returns the failure count. */
+static int each_selected_key(ks_run *run, key_action action)
 {
     int failures = 0;
-    int keep_previous = run->cfg->dir_previous_key != NULL;
     for (size_t i = 0; i < run->cfg->n_keys; i++) {
         const ks_key_config *k = &run->cfg->keys[i];
         int wanted = 0;
@@ -183,17 +188,34 @@ static int rollover_selected(ks_run *run)
             ks_key_request req;
             if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_CERTIFICATE, k->name,
                                     k->key_types[t], k->key_size, k->key_curve, &err) < 0 ||
-                ks_keys_rollover(run->db, run->signer, &req, keep_previous, &err) < 0) {
+                action(run, &req, &err) < 0) {
                 ks_error("%s", err.msg);
                 failures++;
-                continue;
             }
-            run->changed = 1;
-            if (!run->opts->quiet)
-                printf("rolled over %s (%s)\n", k->name, ks_key_type_name(k->key_types[t]));
         }
     }
     return failures;
+}
+
+static int rollover_key(ks_run *run, const ks_key_request *req, ks_err *err)
+{
+    if (ks_keys_rollover(run->db, run->signer, req, err) < 0)
+        return -1;
+    run->changed = 1;
+    if (!run->opts->quiet)
+        printf("rolled over %s (%s)\n", req->name, ks_key_type_name(req->type));
+    return 0;
+}
+
+/* Without directories.previous_key, a previous key lives only until the
+ * certificates it served have been renewed with the new primary. */
+static int retire_previous_key(ks_run *run, const ks_key_request *req, ks_err *err)
+{
+    int retired = 0;
+    if (ks_keys_retire_previous(run->db, run->signer, req, &retired, err) < 0)
+        return -1;
+    run->changed |= retired;
+    return 0;
 }
 
 static int process_tenant_certificates(ks_run *run)
@@ -283,12 +305,29 @@ static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
         failures = 1;
     } else {
         if (run->opts->rollover)
-            failures += rollover_selected(run);
+            failures += each_selected_key(run, rollover_key);
         failures += process_tenant_certificates(run);
+        if (failures == 0 && run->cfg->dir_previous_key == NULL)
+            failures += each_selected_key(run, retire_previous_key);
     }
     ks_signer_set_audit(signer, NULL);
     end_tenant(run);
     return failures;
+}
+
+/* A PIN variable no tenant of this run reads: wiped before the fork, so
+ * that neither process keeps it. */
+static void wipe_unused_pins(const ks_config *cfg, const char *only)
+{
+    for (size_t i = 0; only != NULL && i < cfg->n_tenants; i++) {
+        const char *var = cfg->tenants[i].pin_env;
+        int needed = var == NULL;
+        for (size_t j = 0; j < cfg->n_tenants && !needed; j++)
+            needed = strcmp(cfg->tenants[j].name, only) == 0 && cfg->tenants[j].pin_env &&
+                     strcmp(cfg->tenants[j].pin_env, var) == 0;
+        if (!needed)
+            ks_pin_env_wipe(var);
+    }
 }
 
 /* Starts the run's own signer, or reaches the standalone one.  Returns 1 in
@@ -296,9 +335,15 @@ static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
 static int start_signer(const ks_config *cfg, const ks_run_options *opts, ks_signer_process *proc,
                         int *child_status, ks_err *err)
 {
-    if (cfg->signer_socket != NULL)
-        return ks_signer_connect_path(cfg->signer_socket, proc, err);
+    if (cfg->signer_socket != NULL) {
+        /* The standalone signer holds the PINs; a copy in this process's
+         * environment is wiped all the same. */
+        for (size_t i = 0; i < cfg->n_tenants; i++)
+            ks_pin_env_wipe(cfg->tenants[i].pin_env);
+        return ks_signer_use_path(cfg->signer_socket, proc, err);
+    }
     size_t n = 0;
+    wipe_unused_pins(cfg, opts->tenant);
     ks_signer_tenant_config *tenants = ks_signer_tenants_from_config(cfg, opts->tenant, &n, err);
     if (tenants == NULL)
         return -1;
@@ -308,18 +353,22 @@ static int start_signer(const ks_config *cfg, const ks_run_options *opts, ks_sig
 }
 
 /* Logs into every tenant the run works for, before anything is changed:
- * a wrong PIN or a missing token stops that tenant with nothing done. */
-static ks_signer **open_tenants(const ks_config *cfg, const ks_run_options *opts, int fd,
-                                int *failures)
+ * a wrong PIN or a missing token stops that tenant with nothing done.
+ * *tried counts the tenants asked for, *failures those that failed. */
+static ks_signer **open_tenants(const ks_config *cfg, const ks_run_options *opts,
+                                ks_signer_process *proc, int *tried, int *failures)
 {
     ks_signer **signers = calloc(cfg->n_tenants ? cfg->n_tenants : 1, sizeof(*signers));
     for (size_t i = 0; signers && i < cfg->n_tenants; i++) {
         ks_err err = {0};
-        if (opts->tenant != NULL && strcmp(opts->tenant, cfg->tenants[i].name) != 0)
+        const char *name = cfg->tenants[i].name;
+        if (opts->tenant != NULL && strcmp(opts->tenant, name) != 0)
             continue;
-        signers[i] = ks_signer_open(fd, cfg->tenants[i].name, &err);
+        (*tried)++;
+        int fd = ks_signer_process_fd(proc, name, &err);
+        signers[i] = fd >= 0 ? ks_signer_open(fd, name, &err) : NULL;
         if (signers[i] == NULL) {
-            ks_error("tenant \"%s\": %s", cfg->tenants[i].name, err.msg);
+            ks_error("tenant \"%s\": %s", name, err.msg);
             (*failures)++;
         }
     }
@@ -341,10 +390,10 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
 {
     ks_err err = {0};
     ks_run run = {.cfg = cfg, .opts = opts};
-    ks_signer_process signer = {.fd = -1};
+    ks_signer_process signer = {0};
     ks_signer **signers = NULL;
     pgcluster *cluster = NULL;
-    int lock_fd = -1, failures = 0, child_status = 0;
+    int lock_fd = -1, failures = 0, tried = 0, child_status = 0, curl_ready = 0;
     int result = KS_EXIT_FAILED;
 
     if (opts->tenant != NULL && ks_config_tenant_index(cfg, opts->tenant) < 0) {
@@ -360,8 +409,14 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
         return child_status;
     if (started < 0 || (lock_fd = ks_state_lock(cfg->dir_state, &err)) < 0)
         goto out;
-    signers = open_tenants(cfg, opts, signer.fd, &failures);
-    if (signers == NULL || failures == (int)cfg->n_tenants ||
+    /* After the fork: the signer never holds what curl sets up. */
+    curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    if (!curl_ready) {
+        ks_fail(&err, "cannot initialise libcurl");
+        goto out;
+    }
+    signers = open_tenants(cfg, opts, &signer, &tried, &failures);
+    if (signers == NULL || failures == tried ||
         (run.db = ks_open_database(cfg, &cluster, &err)) == NULL)
         goto out;
     for (size_t i = 0; i < cfg->n_tenants; i++)
@@ -377,6 +432,8 @@ out:
     store_close(run.db);
     ks_signer_process_end(&signer);
     pgcluster_release(cluster);
+    if (curl_ready)
+        curl_global_cleanup();
     ks_state_unlock(lock_fd);
     return result;
 }

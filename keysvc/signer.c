@@ -5,13 +5,16 @@
 #include "pin.h"
 #include "signer_proto.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -52,8 +55,39 @@ ks_signer_tenant_config *ks_signer_tenants_from_config(const ks_config *cfg, con
     return out;
 }
 
-/* The child: serve the worker until it closes its end, then report. */
-static int run_child(int fd, const char *module, const ks_signer_tenant_config *tenants,
+/* The worker waits this long for the signer, sending and receiving. */
+static void set_timeouts(int fd)
+{
+    struct timeval tv = {.tv_sec = KS_SIGNER_TIMEOUT};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Descriptors keysvc's own parent left open (everything keysvc and its
+ * libraries open is close-on-exec, so a descriptor without that flag came
+ * from outside): the signer does not keep them, whatever they lead to. */
+static void close_inherited(const int *keep, size_t n_keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        int ours = *end != '\0' || fd < 3 || fd == dirfd(d);
+        for (size_t i = 0; i < n_keep && !ours; i++)
+            ours = keep[i] == fd;
+        int flags = ours ? -1 : fcntl((int)fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            close((int)fd);
+    }
+    closedir(d);
+}
+
+/* The child: serve the worker's connections until it has closed them all,
+ * then report. */
+static int run_child(const int *fds, const char *module, const ks_signer_tenant_config *tenants,
                      size_t n)
 {
     ks_err err = {0};
@@ -64,51 +98,106 @@ static int run_child(int fd, const char *module, const ks_signer_tenant_config *
         /* The worker learns it from its first request: the socket closes. */
         ks_error("signer: %s", err.msg);
         rc = 2;
-    } else if (ks_signer_serve_connection(server, fd, &err) < 0) {
+    } else if (ks_signer_serve_fds(server, fds, n, &err) < 0) {
         ks_error("%s", err.msg);
         rc = 2;
     }
     ks_signer_server_free(server);
-    close(fd);
     return rc;
+}
+
+static void close_all(int *fds, size_t n)
+{
+    for (size_t i = 0; fds != NULL && i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* Adds a tenant's connection to proc (the name is copied). */
+static int add_connection(ks_signer_process *proc, const char *tenant, int fd, ks_err *err)
+{
+    char **names = realloc(proc->tenants, (proc->n + 1) * sizeof(*names));
+    if (names != NULL)
+        proc->tenants = names;
+    int *fds = names ? realloc(proc->fds, (proc->n + 1) * sizeof(*fds)) : NULL;
+    if (fds != NULL)
+        proc->fds = fds;
+    char *copy = fds ? strdup(tenant) : NULL;
+    if (copy == NULL) {
+        close(fd);
+        return ks_fail(err, "out of memory");
+    }
+    proc->tenants[proc->n] = copy;
+    proc->fds[proc->n++] = fd;
+    set_timeouts(fd);
+    return 0;
+}
+
+/* One socketpair per tenant: the worker's ends into proc, the signer's
+ * into signer_ends (n of them). */
+static int make_pairs(const ks_signer_tenant_config *tenants, size_t n, ks_signer_process *proc,
+                      int *signer_ends, ks_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+            return ks_fail(err, "socketpair: %s", strerror(errno));
+        signer_ends[i] = sv[1];
+        if (add_connection(proc, tenants[i].name, sv[0], err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int ks_signer_spawn(const char *module, const ks_signer_tenant_config *tenants, size_t n,
                     ks_signer_process *proc, int *child_status, ks_err *err)
 {
-    int sv[2];
-    proc->pid = 0;
-    proc->fd = -1;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return ks_fail(err, "socketpair: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return ks_fail(err, "fork: %s", strerror(errno));
+    memset(proc, 0, sizeof(*proc));
+    int *signer_ends = malloc((n ? n : 1) * sizeof(int));
+    if (signer_ends == NULL)
+        return ks_fail(err, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        signer_ends[i] = -1;
+    pid_t pid = -1;
+    if (make_pairs(tenants, n, proc, signer_ends, err) == 0) {
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0)
+            ks_fail(err, "fork: %s", strerror(errno));
     }
     if (pid == 0) {
-        close(sv[0]);
-        *child_status = run_child(sv[1], module, tenants, n);
+        ks_signer_process_end(proc); /* the worker's ends */
+        close_inherited(signer_ends, n);
+        *child_status = run_child(signer_ends, module, tenants, n);
+        close_all(signer_ends, n);
+        free(signer_ends);
         return 1;
     }
-    close(sv[1]);
+    close_all(signer_ends, n);
+    free(signer_ends);
+    if (pid < 0) {
+        ks_signer_process_end(proc);
+        return -1;
+    }
     /* The worker keeps no PIN: the signer took its copy. */
     for (size_t i = 0; i < n; i++)
         ks_pin_env_wipe(tenants[i].pin_env);
     proc->pid = pid;
-    proc->fd = sv[0];
     return 0;
 }
 
-int ks_signer_connect_path(const char *path, ks_signer_process *proc, ks_err *err)
+int ks_signer_use_path(const char *path, ks_signer_process *proc, ks_err *err)
+{
+    memset(proc, 0, sizeof(*proc));
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return ks_fail(err, "signer socket path %s is too long", path);
+    proc->socket_path = strdup(path);
+    return proc->socket_path ? 0 : ks_fail(err, "out of memory");
+}
+
+static int connect_path(const char *path, ks_err *err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    proc->pid = 0;
-    proc->fd = -1;
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return ks_fail(err, "signer socket path %s is too long", path);
     memcpy(addr.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -118,21 +207,43 @@ int ks_signer_connect_path(const char *path, ks_signer_process *proc, ks_err *er
         close(fd);
         return -1;
     }
-    proc->fd = fd;
-    return 0;
+    return fd;
+}
+
+int ks_signer_process_fd(ks_signer_process *proc, const char *tenant, ks_err *err)
+{
+    for (size_t i = 0; i < proc->n; i++)
+        if (strcmp(proc->tenants[i], tenant) == 0)
+            return proc->fds[i];
+    if (proc->socket_path == NULL)
+        return ks_fail(err, "this run's signer does not serve tenant \"%s\"", tenant);
+    int fd = connect_path(proc->socket_path, err);
+    if (fd < 0 || add_connection(proc, tenant, fd, err) < 0)
+        return -1;
+    return fd;
 }
 
 void ks_signer_process_end(ks_signer_process *proc)
 {
-    if (proc->fd >= 0)
-        close(proc->fd);
+    close_all(proc->fds, proc->n);
+    for (size_t i = 0; i < proc->n; i++)
+        free(proc->tenants[i]);
+    free(proc->tenants);
+    free(proc->fds);
+    free(proc->socket_path);
     if (proc->pid > 0) {
         int status;
         while (waitpid(proc->pid, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    proc->fd = -1;
-    proc->pid = 0;
+    memset(proc, 0, sizeof(*proc));
+}
+
+static int unaudited_allowed;
+
+void ks_signer_allow_unaudited(void)
+{
+    unaudited_allowed = 1;
 }
 
 /* ---------------------------------------------------------- requests */
@@ -144,11 +255,11 @@ static int call(ks_signer *s, json_object *req, json_object **reply, ks_err *err
     json_object *v = NULL;
     *reply = NULL;
     json_object_object_add(req, "tenant", json_object_new_string(s->tenant));
-    int rc = ks_proto_send(s->fd, req, err);
+    int rc = ks_proto_send(s->fd, req, 1, err);
     json_object_put(req);
     if (rc < 0)
         return -1;
-    rc = ks_proto_recv(s->fd, reply, err);
+    rc = ks_proto_recv(s->fd, reply, 1, err);
     if (rc == 0)
         return ks_fail(err, "the signer closed the connection (see its log)");
     if (rc < 0)
@@ -186,6 +297,11 @@ static int audited_call(ks_signer *s, const ks_keyref *ref, const char *op, json
                         json_object **reply, ks_err *err)
 {
     long long event = 0;
+    if (s->audit.begin == NULL && !unaudited_allowed) {
+        json_object_put(req);
+        return ks_fail(err, "%s refused: no audit trail is attached to tenant \"%s\"", op,
+                       s->tenant);
+    }
     if (s->audit.begin != NULL &&
         s->audit.begin(s->audit.ctx, s->tenant, ref, op, &event, err) < 0) {
         json_object_put(req);
@@ -428,4 +544,22 @@ int ks_signer_destroy(ks_signer *s, const ks_keyref *ref, ks_err *err)
     int rc = audited_call(s, ref, "destroy", key_request(KS_OP_DESTROY, ref), &reply, err);
     json_object_put(reply);
     return rc;
+}
+
+int ks_signer_get_stats(ks_signer *s, ks_signer_stats *out, ks_err *err)
+{
+    json_object *reply = NULL, *v = NULL;
+    if (call(s, request(KS_OP_STATS), &reply, err) < 0)
+        return -1;
+    int rc = 0;
+    if (json_object_object_get_ex(reply, "recoveries", &v) && json_object_is_type(v, json_type_int))
+        out->recoveries = (long)json_object_get_int64(v);
+    else
+        rc = -1;
+    if (json_object_object_get_ex(reply, "logins", &v) && json_object_is_type(v, json_type_int))
+        out->logins = (long)json_object_get_int64(v);
+    else
+        rc = -1;
+    json_object_put(reply);
+    return rc == 0 ? 0 : ks_fail(err, "signer: malformed answer to stats");
 }

@@ -38,9 +38,15 @@ const char *ks_key_purpose_name(ks_key_purpose p);
 
 /* ---------------------------------------------------- the signer process */
 
+/* The worker's connections to a signer, one per tenant: the run's own
+ * signer gets one socketpair per tenant, each bound to its tenant before a
+ * byte is sent; a standalone signer is connected to once per tenant. */
 typedef struct ks_signer_process {
-    pid_t pid; /* 0 when connected to a standalone signer */
-    int fd;
+    pid_t pid;         /* the run's own signer; 0 for a standalone one */
+    char *socket_path; /* the standalone signer's socket, or NULL */
+    size_t n;
+    char **tenants; /* tenants[i] is served on fds[i] */
+    int *fds;
 } ks_signer_process;
 
 /* The configuration's tenants as the signer needs them (only `only` when
@@ -48,18 +54,28 @@ typedef struct ks_signer_process {
 ks_signer_tenant_config *ks_signer_tenants_from_config(const ks_config *cfg, const char *only,
                                                        size_t *n, ks_err *err);
 
-/* Starts a signer for these tenants over a socketpair.  Returns 0 in the
- * worker (proc filled; every PIN environment variable is already wiped
- * here), 1 in the signer child once it has finished serving (its exit code
- * in *child_status; the caller returns it to main), -1 on error. */
+/* Starts a signer for these tenants.  Returns 0 in the worker (proc
+ * filled; every PIN environment variable is already wiped here), 1 in the
+ * signer child once it has finished serving (its exit code in
+ * *child_status; the caller returns it to main at once), -1 on error.
+ * Call it before opening anything the signer must not inherit. */
 int ks_signer_spawn(const char *module, const ks_signer_tenant_config *tenants, size_t n,
                     ks_signer_process *proc, int *child_status, ks_err *err);
 
-/* Connects to a standalone signer (`keysvc signer`) at a socket path. */
-int ks_signer_connect_path(const char *path, ks_signer_process *proc, ks_err *err);
+/* Prepares to use a standalone signer (`keysvc signer`) at a socket path;
+ * connections are made by ks_signer_process_fd. */
+int ks_signer_use_path(const char *path, ks_signer_process *proc, ks_err *err);
 
-/* Closes the connection and waits for a spawned signer to exit. */
+/* The connection serving `tenant` (kept by proc), or -1 with err set. */
+int ks_signer_process_fd(ks_signer_process *proc, const char *tenant, ks_err *err);
+
+/* Closes the connections and waits for a spawned signer to exit. */
 void ks_signer_process_end(ks_signer_process *proc);
+
+/* Key operations (generate, sign, destroy) are refused on a tenant without
+ * audit hooks, so that no code path can use a key unrecorded.  Tests and
+ * benchmarks that have no database call this once. */
+void ks_signer_allow_unaudited(void);
 
 /* ------------------------------------------------------------ a tenant */
 
@@ -110,5 +126,13 @@ int ks_signer_key_exists(ks_signer *s, const ks_keyref *ref, ks_err *err);
 int ks_signer_list_keys(ks_signer *s, ks_keyref **refs, size_t *n, ks_err *err);
 
 int ks_signer_destroy(ks_signer *s, const ks_keyref *ref, ks_err *err);
+
+/* How often the signer recovered this tenant's session, and logged in. */
+typedef struct ks_signer_stats {
+    long recoveries;
+    long logins;
+} ks_signer_stats;
+
+int ks_signer_get_stats(ks_signer *s, ks_signer_stats *out, ks_err *err);
 
 #endif

@@ -10,17 +10,21 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int ks_proto_send(int fd, json_object *msg, ks_err *err)
+int ks_proto_send(int fd, json_object *msg, int may_wait, ks_err *err)
 {
     size_t len = 0;
     const char *text = json_object_to_json_string_length(
         msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (text == NULL)
         return ks_fail(err, "signer protocol: cannot encode a message");
-    if (len > KS_SIGNER_MAX_MSG)
-        return ks_fail(err, "signer protocol: message of %zu bytes is over the limit", len);
+    if (len > KS_SIGNER_MAX_MSG) {
+        ks_fail(err, "signer protocol: message of %zu bytes is over the limit", len);
+        return KS_PROTO_TOO_BIG;
+    }
     for (;;) {
-        ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        ssize_t n = send(fd, text, len, MSG_NOSIGNAL | (may_wait ? 0 : MSG_DONTWAIT));
+        if (n < 0 && errno == EAGAIN)
+            return ks_fail(err, "signer protocol: the peer is not reading its answers");
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -31,25 +35,88 @@ int ks_proto_send(int fd, json_object *msg, ks_err *err)
 
 #define KS_PROTO_SPIN_US 200
 
-int ks_proto_recv(int fd, json_object **msg, ks_err *err)
+/* Waits for a message: spins briefly before sleeping, because the answer
+ * usually comes within tens of microseconds and waking a sleeping process
+ * on another CPU costs more than that on a VM (measured: 51 us round trip
+ * asleep, ~8 us awake).  Yields while spinning, so that on a shared CPU the
+ * other side runs at once. */
+static ssize_t recv_waiting(int fd, char *buf, size_t cap)
+{
+    ssize_t n;
+    long long spin_until = ks_now_us() + KS_PROTO_SPIN_US;
+    for (;;) {
+        n = recv(fd, buf, cap, MSG_TRUNC | MSG_DONTWAIT);
+        if (!(n < 0 && (errno == EAGAIN || errno == EINTR)) || ks_now_us() >= spin_until)
+            break;
+        sched_yield();
+    }
+    /* Then sleep; SO_RCVTIMEO ends the wait with EAGAIN. */
+    while (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        n = recv(fd, buf, cap, MSG_TRUNC);
+        if (n < 0 && errno == EAGAIN)
+            break;
+    }
+    return n;
+}
+
+static int has_nul_string(json_object *obj);
+
+json_object *ks_proto_parse_strict(const char *text, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    if (tok == NULL)
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
+    int whole = json_tokener_get_error(tok) == json_tokener_success &&
+                json_tokener_get_parse_end(tok) == len;
+    json_tokener_free(tok);
+    if (obj == NULL || !whole || !json_object_is_type(obj, json_type_object) ||
+        has_nul_string(obj)) {
+        json_object_put(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* A string with a NUL inside reads as a shorter one in C: never accepted. */
+static int has_nul_string(json_object *obj)
+{
+    if (json_object_is_type(obj, json_type_string))
+        return (size_t)json_object_get_string_len(obj) != strlen(json_object_get_string(obj));
+    if (json_object_is_type(obj, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(obj); i++)
+            if (has_nul_string(json_object_array_get_idx(obj, i)))
+                return 1;
+        return 0;
+    }
+    if (json_object_is_type(obj, json_type_object)) {
+        json_object_object_foreach(obj, key, val)
+        {
+            if (strlen(key) == 0 || has_nul_string(val))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+int ks_proto_recv(int fd, json_object **msg, int wait, ks_err *err)
 {
     /* One byte more than allowed, so that an oversized message shows. */
     static char buf[KS_SIGNER_MAX_MSG + 1];
     ssize_t n;
     *msg = NULL;
-    /* Spin briefly before sleeping: the answer usually comes within tens of
-     * microseconds, and waking a sleeping process on another CPU costs more
-     * than that on a VM (measured: 51 us round trip asleep, ~8 us awake). */
-    long long spin_until = ks_now_us() + KS_PROTO_SPIN_US;
-    for (;;) {
-        n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT);
-        if (!(n < 0 && (errno == EAGAIN || errno == EINTR)) || ks_now_us() >= spin_until)
-            break;
-        /* On a shared CPU this lets the other side run at once. */
-        sched_yield();
+    if (wait) {
+        n = recv_waiting(fd, buf, sizeof(buf));
+    } else {
+        do {
+            n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EAGAIN)
+            return 2;
     }
-    while (n < 0 && (errno == EAGAIN || errno == EINTR))
-        n = recv(fd, buf, sizeof(buf), MSG_TRUNC);
+    if (n < 0 && errno == EAGAIN)
+        return ks_fail(err, "signer protocol: no answer within %d s", KS_SIGNER_TIMEOUT);
     if (n < 0)
         return ks_fail(err, "signer protocol: recv: %s", strerror(errno));
     if (n == 0)
@@ -57,19 +124,9 @@ int ks_proto_recv(int fd, json_object **msg, ks_err *err)
     if ((size_t)n > KS_SIGNER_MAX_MSG)
         return ks_fail(err, "signer protocol: message of %zd bytes is over the %d-byte limit", n,
                        KS_SIGNER_MAX_MSG);
-    json_tokener *tok = json_tokener_new();
-    if (tok == NULL)
-        return ks_fail(err, "out of memory");
-    json_object *obj = json_tokener_parse_ex(tok, buf, (int)n);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (obj == NULL || jerr != json_tokener_success || end != (size_t)n ||
-        !json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
-        return ks_fail(err, "signer protocol: a message is not one JSON object");
-    }
-    *msg = obj;
+    *msg = ks_proto_parse_strict(buf, (size_t)n);
+    if (*msg == NULL)
+        return ks_fail(err, "signer protocol: a message is not one strict JSON object");
     return 1;
 }
 

@@ -29,17 +29,35 @@
 #define KS_OP_EXISTS "exists"
 #define KS_OP_LIST "list"
 #define KS_OP_DESTROY "destroy"
+#define KS_OP_STATS "stats"
 
-/* At most this many IDs in one "list" reply; "more" asks for the next page. */
+/* At most this many IDs in one "list" reply (a request's "limit" may ask
+ * for fewer); "more" says there is a next page. */
 #define KS_LIST_PAGE 1000
 
-/* Sends one message (the object's compact JSON text).  -1 with err set. */
-int ks_proto_send(int fd, json_object *msg, ks_err *err);
+/* How long the worker waits for one answer, in seconds. */
+#define KS_SIGNER_TIMEOUT 300
+
+/* Sends one message (the object's compact JSON text).  `may_wait` 0 (the
+ * signer): a peer whose socket buffer is full is not waited for, it is an
+ * error (the signer then drops that peer rather than stall every tenant).
+ * -1 with err set; KS_PROTO_TOO_BIG (err set) when the message is over
+ * the limit and nothing was sent. */
+#define KS_PROTO_TOO_BIG (-2)
+int ks_proto_send(int fd, json_object *msg, int may_wait, ks_err *err);
 
 /* Receives one message into a newly parsed object (caller puts).  Returns
  * 1 with *msg set, 0 on end of stream, -1 with err set (oversized,
- * truncated, not JSON, not an object). */
-int ks_proto_recv(int fd, json_object **msg, ks_err *err);
+ * truncated, not strict JSON, not an object, a string with a NUL in it).
+ * `wait`: the client waits for its answer (spinning briefly, then
+ * sleeping, up to the socket's receive timeout); the server reads only
+ * what poll() said is there (2: nothing after all).  Uses one static
+ * buffer: one thread per process. */
+int ks_proto_recv(int fd, json_object **msg, int wait, ks_err *err);
+
+/* Parses `len` bytes as one strict JSON object (RFC 8259: no comments,
+ * single quotes or trailing commas; no NUL in any string), or NULL. */
+json_object *ks_proto_parse_strict(const char *text, size_t len);
 
 /* Typed member access for requests and replies: a missing or mistyped
  * member is an error naming it. */

@@ -86,11 +86,15 @@ static int exec_simple(store *s, const char *what, const char *sql, ks_err *err)
     return res ? 0 : -1;
 }
 
+/* The first key of keysvc's advisory locks ("KSVC"), so that they do not
+ * collide with another application's one-key locks in a shared database. */
+#define KS_LOCK_CLASS "1263752771"
+
 int store_try_lock(store *s, const char *name, int *got, ks_err *err)
 {
     const char *params[] = {name};
     PGresult *res = exec_params(s, "taking a lock",
-                                "SELECT pg_try_advisory_lock(hashtext($1))", 1, params, err);
+                                "SELECT pg_try_advisory_lock(" KS_LOCK_CLASS ", hashtext($1))", 1, params, err);
     if (res == NULL)
         return -1;
     *got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -438,40 +442,72 @@ int store_key_set_pin(store *s, int64_t id, const char *spki_sha256, ks_err *err
     return res ? 0 : -1;
 }
 
-int store_key_set(store *s, int64_t id, const char *role, const char *state, ks_err *err)
+int store_key_move(store *s, int64_t id, const char *from_role, const char *from_state,
+                   const char *to_role, const char *to_state, int *moved, ks_err *err)
 {
     char idbuf[24];
     i64_text(idbuf, sizeof(idbuf), id);
-    const char *params[] = {idbuf, role, state};
+    const char *params[] = {idbuf, from_role, from_state, to_role, to_state};
     PGresult *res = exec_params(s, "updating key",
-                                "UPDATE keys SET role = $2, state = $3, retired_at = CASE WHEN"
-                                " $2 = 'retired' THEN coalesce(retired_at, now()) END"
-                                " WHERE id = $1",
-                                3, params, err);
+                                "UPDATE keys SET role = $4, state = $5, retired_at = CASE WHEN"
+                                " $4 = 'retired' THEN coalesce(retired_at, now()) END"
+                                " WHERE id = $1 AND ($2::text IS NULL OR role = $2)"
+                                " AND state = $3",
+                                5, params, err);
+    if (res == NULL)
+        return -1;
+    *moved = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
-    return res ? 0 : -1;
+    return 0;
 }
 
-/* One step of the rollover transaction. */
-static int set_in_tx(store *s, int64_t id, const char *role, const char *state, ks_err *err)
+/* One step of the rollover transaction: the key must be where the rollover
+ * found it (0: no key, nothing to do). */
+static int move_in_tx(store *s, int64_t id, const char *from_role, const char *from_state,
+                      const char *to_role, const char *to_state, ks_err *err)
 {
-    return id == 0 ? 0 : store_key_set(s, id, role, state, err);
+    int moved = 0;
+    if (id == 0)
+        return 0;
+    if (store_key_move(s, id, from_role, from_state, to_role, to_state, &moved, err) < 0)
+        return -1;
+    if (!moved)
+        return ks_fail(err, "key %lld is no longer the %s key (another worker changed the "
+                            "keys); nothing was changed",
+                       (long long)id, from_role);
+    return 0;
 }
 
 int store_key_rollover(store *s, int64_t primary_id, int64_t backup_id, int64_t incoming_id,
-                       int64_t old_previous_id, int keep_previous, ks_err *err)
+                       int64_t old_previous_id, ks_err *err)
 {
     if (store_begin(s, err) < 0)
         return -1;
     /* In this order, so that no two live keys share a role at any step. */
-    if (set_in_tx(s, old_previous_id, "retired", "destroying", err) < 0 ||
-        set_in_tx(s, primary_id, keep_previous ? "previous" : "retired",
-                  keep_previous ? "live" : "destroying", err) < 0 ||
-        set_in_tx(s, backup_id, "primary", "live", err) < 0 ||
-        set_in_tx(s, incoming_id, "backup", "live", err) < 0 || store_commit(s, err) < 0) {
+    if (move_in_tx(s, old_previous_id, "previous", "live", "retired", "destroying", err) < 0 ||
+        move_in_tx(s, primary_id, "primary", "live", "previous", "live", err) < 0 ||
+        move_in_tx(s, backup_id, "backup", "live", "primary", "live", err) < 0 ||
+        move_in_tx(s, incoming_id, "incoming", "pending", "backup", "live", err) < 0 ||
+        store_commit(s, err) < 0) {
         store_rollback(s);
         return ks_failp(err, "rollover");
     }
+    return 0;
+}
+
+int store_key_in_use(store *s, int64_t id, int *in_use, ks_err *err)
+{
+    char idbuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    const char *params[] = {idbuf};
+    PGresult *res = exec_params(s, "checking a key's certificates",
+                                "SELECT EXISTS (SELECT 1 FROM certificates WHERE key_id = $1"
+                                " AND is_current)",
+                                1, params, err);
+    if (res == NULL)
+        return -1;
+    *in_use = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
     return 0;
 }
 
@@ -485,8 +521,8 @@ int store_audit_begin(store *s, const char *tenant, const char *operation, const
     const char *params[] = {tenant, operation, purpose, token_serial, hex};
     PGresult *res = exec_params(s, "recording an audit event",
                                 "INSERT INTO audit_events (tenant, operation, purpose,"
-                                " token_serial, ckaid) VALUES ($1, $2, $3, $4, $5::bytea)"
-                                " RETURNING id",
+                                " token_serial, ckaid, outcome) VALUES ($1, $2, $3, $4,"
+                                " $5::bytea, 'started') RETURNING id",
                                 5, params, err);
     free(hex);
     if (res == NULL)
@@ -502,11 +538,16 @@ int store_audit_end(store *s, long long event, int ok, const char *detail, ks_er
     i64_text(idbuf, sizeof(idbuf), event);
     const char *params[] = {idbuf, ok ? "ok" : "failed", detail};
     PGresult *res = exec_params(s, "recording an audit outcome",
-                                "UPDATE audit_events SET outcome = $2, detail = $3,"
-                                " finished_at = now() WHERE id = $1",
+                                "INSERT INTO audit_events (tenant, operation, purpose,"
+                                " token_serial, ckaid, outcome, started_id, detail)"
+                                " SELECT tenant, operation, purpose, token_serial, ckaid, $2,"
+                                " id, $3 FROM audit_events WHERE id = $1 AND outcome = 'started'",
                                 3, params, err);
+    if (res == NULL)
+        return -1;
+    int recorded = strcmp(PQcmdTuples(res), "1") == 0;
     PQclear(res);
-    return res ? 0 : -1;
+    return recorded ? 0 : ks_fail(err, "audit event %lld is not a started event", event);
 }
 
 int store_key_find_by_ckaid(store *s, const char *token_serial, const unsigned char *ckaid,

@@ -74,18 +74,25 @@ int store_keys_in_state(store *s, const char *tenant, const char *state, store_k
 /* Records a key's SPKI pin once its public half is known. */
 int store_key_set_pin(store *s, int64_t id, const char *spki_sha256, ks_err *err);
 
-/* Sets a key's role and state (and retired_at for "retired"). */
-int store_key_set(store *s, int64_t id, const char *role, const char *state, ks_err *err);
+/* Moves a key from a role and state (from_role NULL: any role) to another
+ * (retired_at is set for "retired"); *moved is 0 when the key was not in
+ * that role and state, and nothing changed. */
+int store_key_move(store *s, int64_t id, const char *from_role, const char *from_state,
+                   const char *to_role, const char *to_state, int *moved, ks_err *err);
 
-/* The rollover, in one transaction: an old previous key (0: none) is
- * retired for destruction; the primary becomes "previous" (keep_previous) or
- * is retired for destruction; the backup becomes the primary; the incoming
- * key becomes the live backup. */
+/* The rollover, in one transaction, each key checked to be where it was
+ * found: an old previous key (0: none) is retired for destruction; the
+ * primary becomes the previous key; the backup becomes the primary; the
+ * incoming key becomes the live backup. */
 int store_key_rollover(store *s, int64_t primary_id, int64_t backup_id, int64_t incoming_id,
-                       int64_t old_previous_id, int keep_previous, ks_err *err);
+                       int64_t old_previous_id, ks_err *err);
 
-/* Audit events: begin writes the event before the operation (its id in
- * *event); end records the outcome. */
+/* Whether a current certificate uses the key. */
+int store_key_in_use(store *s, int64_t id, int *in_use, ks_err *err);
+
+/* Audit events, insert-only: begin writes a "started" event before the
+ * operation (its id in *event); end adds the outcome as a second event
+ * pointing at it. */
 int store_audit_begin(store *s, const char *tenant, const char *operation, const char *purpose,
                       const char *token_serial, const unsigned char *ckaid, size_t ckaid_len,
                       long long *event, ks_err *err);

@@ -208,6 +208,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sign: set KS_PKCS11_MODULE and KS_PIN_FILE (see with-softhsm.sh)\n");
         return 2;
     }
+    ks_signer_allow_unaudited(); /* no database here */
     ks_signer_tenant_config t = {.name = "a", .token_label = "ks-a",
                                  .pin_file = getenv("KS_PIN_FILE")};
     ks_signer_process proc;
@@ -216,7 +217,8 @@ int main(int argc, char **argv)
     int spawned = ks_signer_spawn(module, &t, 1, &proc, &child_status, &err);
     if (spawned == 1)
         return child_status;
-    ks_signer *signer = spawned == 0 ? ks_signer_open(proc.fd, "a", &err) : NULL;
+    int fd = spawned == 0 ? ks_signer_process_fd(&proc, "a", &err) : -1;
+    ks_signer *signer = fd >= 0 ? ks_signer_open(fd, "a", &err) : NULL;
     ks_pin_source src;
     ks_pin_source_init(&src, NULL, getenv("KS_PIN_FILE"), &err);
     hsm *h = signer ? hsm_open(module, &err) : NULL;

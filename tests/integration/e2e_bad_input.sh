@@ -92,7 +92,7 @@ wait "$holder" 2>/dev/null || true
 write_config dblocked.json "{$a_cert, $b_cert}" "$good_challenges"
 sed -i 's|"state": "state"|"state": "state-elsewhere"|' dblocked.json
 psql "$DB_CONNINFO application_name=ks-test-locker" -qAt \
-    -c "SELECT pg_advisory_lock(hashtext('keysvc:tenant:default'))" -c "SELECT pg_sleep(30)" \
+    -c "SELECT pg_advisory_lock(1263752771, hashtext('keysvc:tenant:default'))" -c "SELECT pg_sleep(30)" \
     >/dev/null 2>&1 &
 locker=$!
 trap 'kill "$locker" 2>/dev/null; sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '"'"'ks-test-locker'"'"'" >/dev/null 2>&1; test_cleanup' EXIT

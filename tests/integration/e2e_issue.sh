@@ -73,10 +73,17 @@ for t in ecdsa rsa; do
         fail "$t backup key is the certificate's key"
     pass "$t backup key is a different key, ready on the token"
 done
-assert_eq 0 "$(sql "SELECT count(*) FROM audit_events WHERE outcome <> 'ok'")" "every audit event finished ok"
-assert_eq 5 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'generate'")" "an audit event for each key generated"
-assert_eq 2 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_csr'")" "an audit event for each CSR signed"
-[ "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_jws' AND purpose = 'account'")" -gt 4 ] ||
+assert_eq 0 "$(sql "SELECT count(*) FROM audit_events s WHERE outcome = 'started' AND NOT EXISTS
+    (SELECT 1 FROM audit_events o WHERE o.started_id = s.id AND o.outcome = 'ok')")" "every audit event finished ok"
+assert_eq 0 "$(sql "SELECT count(*) FROM audit_events WHERE outcome = 'failed'")" "no audit event failed"
+assert_eq 5 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'generate' AND outcome = 'ok'")" "an audit event for each key generated"
+assert_eq 2 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_csr' AND outcome = 'ok'")" "an audit event for each CSR signed"
+if sql "UPDATE audit_events SET detail = 'rewritten'" >/dev/null 2>&1 ||
+    sql "DELETE FROM audit_events" >/dev/null 2>&1; then
+    fail "the audit trail can be rewritten"
+fi
+assert_eq 0 "$(sql "SELECT count(*) FROM audit_events WHERE detail = 'rewritten'")" "the audit trail is append-only"
+[ "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_jws' AND purpose = 'account' AND outcome = 'ok'")" -gt 4 ] ||
     fail "no audit events for the account key's JWS signatures"
 pass "audit events for the account key's JWS signatures"
 assert_eq 1 "$(sql "SELECT count(*) FROM accounts WHERE account_url LIKE 'https://%'")" "account registered"

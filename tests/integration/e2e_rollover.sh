@@ -20,17 +20,30 @@ role_id() { # role -> hex CKA_ID of the live key in that role ("" when none)
 }
 cert_key() { openssl x509 -in out/certs/r.test.ecdsa.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
 
-# The IDs of every public key object on the token, sorted.
+# The IDs of the key objects of one type on the token, sorted.
+token_objects() { # pubkey|privkey
+    local listing
+    listing=$(pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --login \
+        --pin "$(cat "$KS_PIN_FILE")" --list-objects --type "$1" 2>&1) ||
+        fail "pkcs11-tool cannot list the token: $listing"
+    sed -n 's/^ *ID: *//p' <<< "$listing" | sort
+}
+
+# The IDs of every key pair on the token; a half without its other half
+# fails the test.
 token_ids() {
-    pkcs11-tool --module "$KS_PKCS11_MODULE" --token-label "$TOKEN" --list-objects --type pubkey \
-        2>/dev/null | sed -n 's/^ *ID: *//p' | sort
+    local pub priv
+    pub=$(token_objects pubkey)
+    priv=$(token_objects privkey)
+    [ "$pub" = "$priv" ] || fail "the token holds unpaired key halves: public [$pub] private [$priv]"
+    printf '%s\n' "$pub" | sed '/^$/d'
 }
 
 # After any run, crashed or not: every key on the token is one the database
 # knows, and every live row's key is on the token.
 assert_agreement() { # what
     local known live id
-    known=$(sql "SELECT encode(ckaid, 'hex') FROM keys" | sort)
+    known=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE state <> 'destroyed'" | sort)
     live=$(sql "SELECT encode(ckaid, 'hex') FROM keys WHERE state = 'live'" | sort)
     for id in $(token_ids); do
         grep -qx "$id" <<< "$known" || fail "$1: key $id is on the token but not in the database"
@@ -95,24 +108,65 @@ assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'rollove
                     AND detail LIKE '%CKR_DEVICE_ERROR%'")" "the failed rollover is audited with its reason"
 assert_settled "after the failed rollover"
 
-# Killed at each step: the next run ends with the old or the new arrangement.
-for point in key:recorded key:generated rollover:generated rollover:committed rollover:destroyed; do
-    old="$(role_id primary) $(role_id backup)"
+# Killed at each step: the next run ends with the arrangement that step
+# promises: before the commit the old one, from the commit on the new one.
+# destroy:claimed is the retirement of the previous key at the end of the
+# run, after the certificate was issued again.
+crash_rollover() { # config point expected(old|new)
+    local config=$1 point=$2 expected=$3 old old_primary old_backup
+    # Without directories.previous_key any run retires an unused previous
+    # key, so the old arrangement is the primary and the backup.
+    arrangement() {
+        if [ "$config" = "$keep_config" ]; then
+            echo "$(role_id primary) $(role_id backup) $(role_id previous)"
+        else
+            echo "$(role_id primary) $(role_id backup)"
+        fi
+    }
+    old=$(arrangement)
+    old_primary=$(role_id primary)
     old_backup=$(role_id backup)
-    KEYSVC_TEST_CRASH_AT=$point run_keysvc run --config keysvc.json --rollover r.test
+    KEYSVC_TEST_CRASH_AT=$point run_keysvc run --config "$config" --rollover r.test
     [ "$RUN_RC" -eq 137 ] || fail "$point: the run was not killed there (exit $RUN_RC)"
     assert_agreement "killed at $point"
-    run_keysvc run --config keysvc.json
+    run_keysvc run --config "$config"
     [ "$RUN_RC" -le 1 ] || fail "$point: the run after the crash failed (exit $RUN_RC)"
     assert_settled "recovered after $point"
-    now="$(role_id primary) $(role_id backup)"
-    if [ "$now" = "$old" ]; then
-        pass "$point: the old arrangement survived"
-    elif [ "$(role_id primary)" = "$old_backup" ]; then
-        pass "$point: the new arrangement survived"
+    if [ "$expected" = old ]; then
+        assert_eq "$old" "$(arrangement)" "$config, killed at $point: the old arrangement survived"
     else
-        fail "$point: neither the old nor the new arrangement ($old -> $now)"
+        assert_eq "$old_backup" "$(role_id primary)" "$config, killed at $point: the backup is the primary"
+        [ -n "$(role_id backup)" ] && [ "$(role_id backup)" != "$old_backup" ] ||
+            fail "$point: no new backup"
+        if [ "$config" = "$keep_config" ]; then
+            assert_eq "$old_primary" "$(role_id previous)" "$point: the old primary is the previous key"
+        else
+            assert_eq "" "$(role_id previous)" "$point: the old primary is retired"
+        fi
     fi
     assert_eq "$(token_pubkey_hash "$(role_id primary)")" "$(cert_key)" \
         "$point: the certificate carries the primary key"
+}
+
+for spec in key:recorded=old key:generated=old rollover:generated=old rollover:committed=new \
+    rollover:destroyed=new destroy:claimed=new; do
+    crash_rollover keysvc.json "${spec%%=*}" "${spec#*=}"
 done
+for spec in key:generated=old rollover:committed=new rollover:destroyed=new; do
+    crash_rollover "$keep_config" "${spec%%=*}" "${spec#*=}"
+done
+
+# A previous key that still serves the current certificate (its renewal
+# failed) is not destroyed by the next rollover.
+run_keysvc run --config "$keep_config" --rollover r.test
+assert_eq 0 "$RUN_RC" "a rollover keeping the previous key"
+prev=$(role_id previous)
+sql "UPDATE certificates SET key_id = (SELECT id FROM keys WHERE encode(ckaid, 'hex') = '$prev')
+     WHERE is_current" >/dev/null
+before="$(role_id primary) $(role_id backup) $(role_id previous)"
+run_keysvc run --config "$keep_config" --rollover r.test
+assert_eq 2 "$RUN_RC" "a rollover while the previous key is in use fails"
+assert_contains run.out "still serves a current certificate" "the reason is given"
+assert_eq "$before" "$(role_id primary) $(role_id backup) $(role_id previous)" \
+    "the arrangement is unchanged"
+assert_agreement "after the refused rollover"

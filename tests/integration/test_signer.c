@@ -59,13 +59,23 @@ static void start(fixture *f, const char *pin_file)
         fail_msg("spawn: %s", err.msg);
 }
 
+/* The connection serving a tenant; fails the test when there is none. */
+static int fd_of(ks_signer_process *proc, const char *tenant)
+{
+    ks_err err = {0};
+    int fd = ks_signer_process_fd(proc, tenant, &err);
+    if (fd < 0)
+        fail_msg("%s", err.msg);
+    return fd;
+}
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     ks_err err = {0};
     start(f, getenv("KS_PIN_FILE"));
-    f->a = ks_signer_open(f->proc.fd, "a", &err);
-    f->b = f->a ? ks_signer_open(f->proc.fd, "b", &err) : NULL;
+    f->a = ks_signer_open(fd_of(&f->proc, "a"), "a", &err);
+    f->b = f->a ? ks_signer_open(fd_of(&f->proc, "b"), "b", &err) : NULL;
     if (f->b == NULL)
         fail_msg("open: %s", err.msg);
     *state = f;
@@ -99,8 +109,31 @@ static ks_keyref make_key(ks_signer *s, ks_key_purpose purpose, const hsm_key_sp
 static char *jws_input_new(const char *alg, const char *payload)
 {
     char header[256];
-    snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"nonce\":\"n\",\"url\":\"https://ca/x\"}",
+    snprintf(header, sizeof(header),
+             "{\"alg\":\"%s\",\"kid\":\"https://ca/acct/1\",\"nonce\":\"n\","
+             "\"url\":\"https://ca/x\"}",
              alg);
+    char *h = b64url_encode_new((const unsigned char *)header, strlen(header));
+    char *p = b64url_encode_new((const unsigned char *)payload, strlen(payload));
+    char *out = malloc(strlen(h) + strlen(p) + 2);
+    sprintf(out, "%s.%s", h, p);
+    free(h);
+    free(p);
+    return out;
+}
+
+/* A revocation request's signing input, signed with the certificate key
+ * itself: its JWK in the header (RFC 8555 7.6). */
+static char *revocation_input_new(EVP_PKEY *pub, const char *payload)
+{
+    ks_err err = {0};
+    char *jwk = acme_jwk_new(pub, &err);
+    assert_non_null(jwk);
+    char header[2048];
+    snprintf(header, sizeof(header),
+             "{\"alg\":\"%s\",\"jwk\":%s,\"nonce\":\"n\",\"url\":\"https://ca/revoke\"}",
+             acme_jws_alg_for_key(pub), jwk);
+    free(jwk);
     char *h = b64url_encode_new((const unsigned char *)header, strlen(header));
     char *p = b64url_encode_new((const unsigned char *)payload, strlen(payload));
     char *out = malloc(strlen(h) + strlen(p) + 2);
@@ -334,7 +367,7 @@ static void test_policy(void **state)
                                  &der_len, &err),
                    &err, "not a certificate request for this key");
     /* A certificate key signs a JWS only to revoke its own certificate. */
-    char *plain = jws_input_new("ES256", "{\"hello\":1}");
+    char *plain = revocation_input_new(cert_pub, "{\"hello\":1}");
     expect_refused(ks_signer_sign_jws(f->a, &cert, "ES256", (unsigned char *)plain, strlen(plain),
                                       &sig, &sig_len, &err),
                    &err, "only to revoke its own certificate");
@@ -342,12 +375,12 @@ static void test_policy(void **state)
     char *their = certificate_for(other_pub), *own = certificate_for(cert_pub);
     char payload[4096];
     snprintf(payload, sizeof(payload), "{\"certificate\":\"%s\",\"reason\":4}", their);
-    char *revoke_other = jws_input_new("ES256", payload);
+    char *revoke_other = revocation_input_new(cert_pub, payload);
     expect_refused(ks_signer_sign_jws(f->a, &cert, "ES256", (unsigned char *)revoke_other,
                                       strlen(revoke_other), &sig, &sig_len, &err),
                    &err, "only to revoke its own certificate");
     snprintf(payload, sizeof(payload), "{\"certificate\":\"%s\",\"reason\":4}", own);
-    char *revoke_own = jws_input_new("ES256", payload);
+    char *revoke_own = revocation_input_new(cert_pub, payload);
     if (ks_signer_sign_jws(f->a, &cert, "ES256", (unsigned char *)revoke_own, strlen(revoke_own),
                            &sig, &sig_len, &err) < 0)
         fail_msg("revoking its own certificate: %s", err.msg);
@@ -374,7 +407,7 @@ static void raw_exchange(int fd, const void *msg, size_t len, char *error, size_
     assert_int_equal(send(fd, msg, len, MSG_NOSIGNAL), (ssize_t)len);
     json_object *reply = NULL, *ok = NULL;
     ks_err err = {0};
-    if (ks_proto_recv(fd, &reply, &err) != 1)
+    if (ks_proto_recv(fd, &reply, 1, &err) != 1)
         fail_msg("no reply: %s", err.msg);
     const char *text = "";
     if (!(json_object_object_get_ex(reply, "ok", &ok) && json_object_get_boolean(ok)))
@@ -399,7 +432,7 @@ static void test_malformed_requests_keep_signer_serving(void **state)
         "{\"op\":\"open\",\"tenant\":\"a\"} trailing",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        raw_exchange(f->proc.fd, bad[i], strlen(bad[i]), error, sizeof(error));
+        raw_exchange(fd_of(&f->proc, "a"), bad[i], strlen(bad[i]), error, sizeof(error));
         if (error[0] == '\0')
             fail_msg("request %zu was accepted: %s", i, bad[i]);
     }
@@ -408,17 +441,23 @@ static void test_malformed_requests_keep_signer_serving(void **state)
     snprintf(gen, sizeof(gen),
              "{\"op\":\"generate\",\"tenant\":\"a\",\"purpose\":\"account\",\"label\":\"x\","
              "\"spec\":{\"kind\":\"ec\",\"curve\":\"secp256r1\"},"
-             "\"key\":{\"serial\":\"%s\",\"id\":\"43aa\"}}",
+             "\"key\":{\"serial\":\"%s\",\"id\":\"43aa00000000000000000000000000aa\"}}",
              ks_signer_token(f->a)->serial);
-    raw_exchange(f->proc.fd, gen, strlen(gen), error, sizeof(error));
+    raw_exchange(fd_of(&f->proc, "a"), gen, strlen(gen), error, sizeof(error));
     assert_non_null(strstr(error, "does not carry the purpose"));
+    /* An ID keysvc did not make (the wrong length for one) is not used. */
+    snprintf(gen, sizeof(gen),
+             "{\"op\":\"exists\",\"tenant\":\"a\",\"key\":{\"serial\":\"%s\",\"id\":\"41aa\"}}",
+             ks_signer_token(f->a)->serial);
+    raw_exchange(fd_of(&f->proc, "a"), gen, strlen(gen), error, sizeof(error));
+    assert_non_null(strstr(error, "not a key keysvc made"));
     /* Oversized: one message over the limit. */
     size_t big = KS_SIGNER_MAX_MSG + 100;
     char *huge = malloc(big);
     memset(huge, ' ', big);
     huge[0] = '{';
     huge[big - 1] = '}';
-    raw_exchange(f->proc.fd, huge, big, error, sizeof(error));
+    raw_exchange(fd_of(&f->proc, "a"), huge, big, error, sizeof(error));
     assert_non_null(strstr(error, "over the"));
     free(huge);
     /* And it still serves. */
@@ -523,7 +562,7 @@ static void test_pin_from_environment_never_stays(void **state)
         _exit(child_status);
     assert_int_equal(rc, 0);
     assert_null(getenv("KS_TEST_PIN"));
-    ks_signer *s = ks_signer_open(proc.fd, "a", &err);
+    ks_signer *s = ks_signer_open(fd_of(&proc, "a"), "a", &err);
     if (s == NULL)
         fail_msg("open with the PIN from the environment: %s", err.msg);
     const char *files[] = {"environ", "cmdline"};
@@ -551,7 +590,7 @@ static void test_wrong_pin_and_missing_token(void **state)
     fixture f = {0};
     ks_err err = {0};
     start(&f, path);
-    assert_null(ks_signer_open(f.proc.fd, "a", &err));
+    assert_null(ks_signer_open(fd_of(&f.proc, "a"), "a", &err));
     assert_non_null(strstr(err.msg, "wrong PIN"));
     ks_signer_process_end(&f.proc);
     unlink(path);
@@ -560,7 +599,7 @@ static void test_wrong_pin_and_missing_token(void **state)
     int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), &t, 1, &f.proc, &child_status, &err);
     if (rc == 1)
         _exit(child_status);
-    assert_null(ks_signer_open(f.proc.fd, "x", &err));
+    assert_null(ks_signer_open(fd_of(&f.proc, "x"), "x", &err));
     assert_non_null(strstr(err.msg, "no token labelled \"no-such-token\""));
     assert_non_null(strstr(err.msg, "\"ks-a\""));
     ks_signer_process_end(&f.proc);
@@ -638,6 +677,7 @@ static void test_list_keys(void **state)
 
 int main(void)
 {
+    ks_signer_allow_unaudited(); /* no database here */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_account_keys_sealed_and_signing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csr_signed_by_token, setup, teardown),
