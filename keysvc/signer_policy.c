@@ -2,12 +2,14 @@
 
 #include "b64.h"
 #include "csr.h"
+#include "json_strict.h"
 #include "jws.h"
 #include "signer_proto.h"
 
 #include <json-c/json.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +35,7 @@ static json_object *decode_json_part(const unsigned char *part, size_t len, int 
     if (!is_b64url(part, len))
         return NULL;
     unsigned char *raw = b64url_decode_new((const char *)part, len, &raw_len);
-    json_object *obj = raw ? ks_proto_parse_strict((const char *)raw, raw_len) : NULL;
+    json_object *obj = raw ? ks_json_parse_strict((const char *)raw, raw_len) : NULL;
     if (obj != NULL && canonical) {
         size_t again_len = 0;
         const char *again = json_object_to_json_string_length(obj, JSON_FLAGS, &again_len);
@@ -157,6 +159,15 @@ static EVP_PKEY *certificate_key(const char *cert64)
     return key;
 }
 
+/* An RFC 5280 CRLReason code: an integer from 0 to 10. */
+static int is_reason_code(json_object *v)
+{
+    if (!json_object_is_type(v, json_type_int))
+        return 0;
+    int64_t code = json_object_get_int64(v);
+    return code >= 0 && code <= 10 && json_object_get_uint64(v) == (uint64_t)code;
+}
+
 /* A revocation payload: "certificate" of this key, at most an integer
  * "reason". */
 static int revokes_own_certificate(EVP_PKEY *pub, json_object *payload)
@@ -166,8 +177,7 @@ static int revokes_own_certificate(EVP_PKEY *pub, json_object *payload)
     if (payload == NULL || !only_members(payload, members) ||
         !json_object_object_get_ex(payload, "certificate", &cert) ||
         !json_object_is_type(cert, json_type_string) ||
-        (json_object_object_get_ex(payload, "reason", &reason) &&
-         !json_object_is_type(reason, json_type_int)))
+        (json_object_object_get_ex(payload, "reason", &reason) && !is_reason_code(reason)))
         return 0;
     EVP_PKEY *cert_key = certificate_key(json_object_get_string(cert));
     int ok = cert_key != NULL && EVP_PKEY_eq(cert_key, pub) == 1;

@@ -1,6 +1,7 @@
 #include "signer_proto.h"
 
 #include "b64.h"
+#include "json_strict.h"
 #include "ks_util.h"
 
 #include <errno.h>
@@ -59,47 +60,6 @@ static ssize_t recv_waiting(int fd, char *buf, size_t cap)
     return n;
 }
 
-static int has_nul_string(json_object *obj);
-
-json_object *ks_proto_parse_strict(const char *text, size_t len)
-{
-    json_tokener *tok = json_tokener_new();
-    if (tok == NULL)
-        return NULL;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
-    int whole = json_tokener_get_error(tok) == json_tokener_success &&
-                json_tokener_get_parse_end(tok) == len;
-    json_tokener_free(tok);
-    if (obj == NULL || !whole || !json_object_is_type(obj, json_type_object) ||
-        has_nul_string(obj)) {
-        json_object_put(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-/* A string with a NUL inside reads as a shorter one in C: never accepted. */
-static int has_nul_string(json_object *obj)
-{
-    if (json_object_is_type(obj, json_type_string))
-        return (size_t)json_object_get_string_len(obj) != strlen(json_object_get_string(obj));
-    if (json_object_is_type(obj, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(obj); i++)
-            if (has_nul_string(json_object_array_get_idx(obj, i)))
-                return 1;
-        return 0;
-    }
-    if (json_object_is_type(obj, json_type_object)) {
-        json_object_object_foreach(obj, key, val)
-        {
-            if (strlen(key) == 0 || has_nul_string(val))
-                return 1;
-        }
-    }
-    return 0;
-}
-
 int ks_proto_recv(int fd, json_object **msg, int wait, ks_err *err)
 {
     /* One byte more than allowed, so that an oversized message shows. */
@@ -124,7 +84,7 @@ int ks_proto_recv(int fd, json_object **msg, int wait, ks_err *err)
     if ((size_t)n > KS_SIGNER_MAX_MSG)
         return ks_fail(err, "signer protocol: message of %zd bytes is over the %d-byte limit", n,
                        KS_SIGNER_MAX_MSG);
-    *msg = ks_proto_parse_strict(buf, (size_t)n);
+    *msg = ks_json_parse_strict(buf, (size_t)n);
     if (*msg == NULL)
         return ks_fail(err, "signer protocol: a message is not one strict JSON object");
     return 1;

@@ -48,16 +48,12 @@ int ks_proto_send(int fd, json_object *msg, int may_wait, ks_err *err);
 
 /* Receives one message into a newly parsed object (caller puts).  Returns
  * 1 with *msg set, 0 on end of stream, -1 with err set (oversized,
- * truncated, not strict JSON, not an object, a string with a NUL in it).
+ * truncated, not one strict JSON object: see json_strict.h).
  * `wait`: the client waits for its answer (spinning briefly, then
  * sleeping, up to the socket's receive timeout); the server reads only
  * what poll() said is there (2: nothing after all).  Uses one static
  * buffer: one thread per process. */
 int ks_proto_recv(int fd, json_object **msg, int wait, ks_err *err);
-
-/* Parses `len` bytes as one strict JSON object (RFC 8259: no comments,
- * single quotes or trailing commas; no NUL in any string), or NULL. */
-json_object *ks_proto_parse_strict(const char *text, size_t len);
 
 /* Typed member access for requests and replies: a missing or mistyped
  * member is an error naming it. */

@@ -45,7 +45,9 @@ static const char *jws_input(const char *alg)
     if (slot[0] != '\0')
         return slot;
     char header[128];
-    snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"nonce\":\"TEST\",\"url\":\"https://ca/x\"}",
+    snprintf(header, sizeof(header),
+             "{\"alg\":\"%s\",\"kid\":\"https://ca/acct/1\",\"nonce\":\"TEST\","
+             "\"url\":\"https://ca/x\"}",
              alg);
     char *h = b64url_encode_new((const unsigned char *)header, strlen(header));
     char *p = b64url_encode_new((const unsigned char *)payload, strlen(payload));
@@ -245,6 +247,12 @@ int main(int argc, char **argv)
             return 2;
         }
         double r_raw = rate(via_raw, &k), r_hsm = rate(via_hsm, &k), r_sig = rate(via_signer, &k);
+        if (r_raw < 0 || r_hsm < 0 || r_sig < 0) {
+            fprintf(stderr, "bench_sign: %s: signing failed (raw %s, hsm %s, signer %s)\n",
+                    names[i], r_raw < 0 ? "failed" : "ok", r_hsm < 0 ? "failed" : "ok",
+                    r_sig < 0 ? "failed" : "ok");
+            return 2;
+        }
         printf("%-9s %10.0f %10.0f %10.0f %7.0f%% %8.0f%%\n", names[i], r_raw, r_hsm, r_sig,
                100 * r_hsm / r_raw, 100 * r_sig / r_raw);
         ks_signer_destroy(signer, &k.ref, &err);

@@ -17,12 +17,14 @@ stop_signer() {
 }
 trap 'stop_signer; test_cleanup' EXIT
 
-start_signer() { # config
-    "$KEYSVC" signer --config "$1" -v > signer.log 2>&1 < /dev/null &
+start_signer() { # config [option]
+    : > signer.log
+    "$KEYSVC" signer --config "$1" -v ${2:-} > signer.log 2>&1 < /dev/null &
     signer_pid=$!
-    for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+    # Ready once it says so: the socket file exists a moment before it listens.
+    for _ in $(seq 200); do grep -q "listening on" signer.log && return 0; sleep 0.05; done
     cat signer.log
-    fail "the signer did not create its socket"
+    fail "the signer did not start listening"
 }
 
 start_signer keysvc.json
@@ -50,8 +52,25 @@ assert_eq 2 "$RUN_RC" "a worker without its signer fails"
 assert_contains run.out "cannot reach the signer at $sock" "the unreachable signer is named"
 
 # With signer.socket_group the socket is 0660 and belongs to that group.
-group=$(getent group nogroup >/dev/null && echo nogroup || id -gn)
+group=$(id -gn) # a group this user may give a file to, root or not
 sed "s|\"socket\": \"$sock\"|\"socket\": \"$sock\", \"socket_group\": \"$group\"|" keysvc.json > group.json
 start_signer group.json
 assert_eq "660 $group" "$(stat -c '%a %G' "$sock")" "with socket_group the socket is 0660 for $group"
+stop_signer
+
+# A signer serving two tenants logs into a token only when a worker opens
+# its tenant: a worker for tenant a alone costs token b no login.
+token_b="t-standalone-b-$$"
+"$SRC_DIR/tests/rig/new-token.sh" "$RIG_DIR" "$token_b"
+tenants="\"tenants\": {\"a\": {\"token\": \"$TOKEN\", \"pin_file\": \"$KS_PIN_FILE\"},
+                        \"b\": {\"token\": \"$token_b\", \"pin_file\": \"$KS_PIN_FILE\"}}"
+sed -e "s|\"hsm\": {[^}]*}|\"hsm\": {\"module\": \"$KS_PKCS11_MODULE\"}, $(tr -d '\n' <<< "$tenants")|" \
+    -e 's|"s.test": {"key_types": \["ecdsa"\]}|"s.test": {"key_types": ["ecdsa"], "tenant": "a"}|' \
+    keysvc.json > tenants.json
+start_signer tenants.json --debug
+run_keysvc run --config tenants.json --tenant a
+assert_eq 0 "$RUN_RC" "a worker for tenant a issues through a two-tenant signer"
+assert_eq 1 "$(grep -c 'pkcs11: C_Login ' signer.log)" "the signer logged in exactly once"
+assert_contains signer.log "for tenant \"a\"" "it logged in for tenant a"
+assert_not_contains signer.log "for tenant \"b\"" "it never logged in for tenant b"
 stop_signer

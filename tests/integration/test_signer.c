@@ -400,15 +400,23 @@ static void test_policy(void **state)
 
 /* ------------------------------------------------------ raw requests */
 
+/* Sends raw bytes as one message and returns the parsed reply (caller
+ * puts), or fails the test when there is none. */
+static json_object *raw_call(int fd, const void *msg, size_t len)
+{
+    assert_int_equal(send(fd, msg, len, MSG_NOSIGNAL), (ssize_t)len);
+    json_object *reply = NULL;
+    ks_err err = {0};
+    if (ks_proto_recv(fd, &reply, 1, &err) != 1)
+        fail_msg("no reply: %s", err.msg);
+    return reply;
+}
+
 /* Sends raw bytes as one message and returns the reply's "error" (empty
  * for ok), or fails the test when there is no reply. */
 static void raw_exchange(int fd, const void *msg, size_t len, char *error, size_t cap)
 {
-    assert_int_equal(send(fd, msg, len, MSG_NOSIGNAL), (ssize_t)len);
-    json_object *reply = NULL, *ok = NULL;
-    ks_err err = {0};
-    if (ks_proto_recv(fd, &reply, 1, &err) != 1)
-        fail_msg("no reply: %s", err.msg);
+    json_object *reply = raw_call(fd, msg, len), *ok = NULL;
     const char *text = "";
     if (!(json_object_object_get_ex(reply, "ok", &ok) && json_object_get_boolean(ok)))
         ks_proto_string(reply, "error", &text, NULL);
@@ -467,6 +475,60 @@ static void test_malformed_requests_keep_signer_serving(void **state)
     ks_signer_destroy(f->a, &ref, &err);
 }
 
+
+/* The pages of a listing asked for `limit` at a time: every page at most
+ * that long, "more" until the last, together the whole listing in order. */
+static void test_list_pages_with_limit(void **state)
+{
+    fixture *f = *state;
+    enum { N = 5 };
+    ks_keyref made[N], *all = NULL;
+    size_t n_all = 0, seen = 0;
+    ks_err err = {0};
+    for (int i = 0; i < N; i++)
+        made[i] = make_key(f->b, KS_PURPOSE_CERTIFICATE, &p256);
+    assert_int_equal(ks_signer_list_keys(f->b, &all, &n_all, &err), 0);
+    assert_true(n_all >= N);
+    int fd = fd_of(&f->proc, "b"), more = 1;
+    char after[80] = "", req[256];
+    while (more) {
+        snprintf(req, sizeof(req), "{\"op\":\"list\",\"tenant\":\"b\",\"limit\":2%s%s%s}",
+                 after[0] ? ",\"after\":\"" : "", after, after[0] ? "\"" : "");
+        json_object *reply = raw_call(fd, req, strlen(req)), *keys = NULL, *m = NULL;
+        assert_true(json_object_object_get_ex(reply, "keys", &keys));
+        assert_true(json_object_object_get_ex(reply, "more", &m));
+        size_t count = json_object_array_length(keys);
+        assert_true(count <= 2);
+        for (size_t i = 0; i < count; i++, seen++) {
+            char *want = ks_proto_hex_new(all[seen].id, all[seen].id_len);
+            const char *got = json_object_get_string(json_object_array_get_idx(keys, i));
+            assert_string_equal(got, want);
+            snprintf(after, sizeof(after), "%s", got);
+            free(want);
+        }
+        more = json_object_get_boolean(m);
+        assert_true(more ? seen < n_all : seen == n_all);
+        json_object_put(reply);
+    }
+    assert_int_equal(seen, n_all);
+    char error[256];
+    const char *zero = "{\"op\":\"list\",\"tenant\":\"b\",\"limit\":0}";
+    raw_exchange(fd, zero, strlen(zero), error, sizeof(error));
+    assert_non_null(strstr(error, "positive integer"));
+    free(all);
+    for (int i = 0; i < N; i++)
+        ks_signer_destroy(f->b, &made[i], &err);
+}
+
+static ks_signer_stats stats_of(ks_signer *s)
+{
+    ks_signer_stats st = {0};
+    ks_err err = {0};
+    if (ks_signer_get_stats(s, &st, &err) < 0)
+        fail_msg("stats: %s", err.msg);
+    return st;
+}
+
 /* --------------------------------------------------------- resilience */
 
 static void sign_once(ks_signer *s, const ks_keyref *ref, EVP_PKEY *pub, int expect_ok,
@@ -512,6 +574,13 @@ static void test_session_loss_injected(void **state)
     sign_once(f->a, &ref, pub, 0, "session lost again"); /* 4 lost, 5 lost again */
     sign_once(f->a, &ref, pub, 0, "CKR_DEVICE_ERROR");   /* 6: not a session loss */
     sign_once(f->a, &ref, pub, 1, NULL);                 /* 7 */
+    /* Logins: the first, after 2, after 4; then before 6 and before 7, as
+     * a session left by a failed call (5, 6) is replaced before the next
+     * request.  Each but the first is a recovery. */
+    ks_signer_stats st = stats_of(f->a);
+    assert_int_equal(st.logins, 5);
+    assert_int_equal(st.recoveries, 4);
+    assert_int_equal(stats_of(f->b).logins, 1);
     EVP_PKEY_free(pub);
     ks_signer_destroy(f->a, &ref, &err);
     teardown((void **)&f);
@@ -531,9 +600,13 @@ static void test_sessions_closed_from_outside(void **state)
     ks_keyref ref = make_key(f->a, KS_PURPOSE_ACCOUNT, &p256);
     assert_int_equal(ks_signer_public_key(f->a, &ref, &pub, &err), 0);
     sign_once(f->a, &ref, pub, 1, NULL);
+    ks_signer_stats before = stats_of(f->a);
     assert_int_equal(kill(f->proc.pid, SIGUSR1), 0);
     sign_once(f->a, &ref, pub, 1, NULL);
     sign_once(f->a, &ref, pub, 1, NULL);
+    ks_signer_stats after = stats_of(f->a);
+    assert_int_equal(after.logins, before.logins + 1);
+    assert_int_equal(after.recoveries, before.recoveries + 1);
     EVP_PKEY_free(pub);
     ks_signer_destroy(f->a, &ref, &err);
     teardown((void **)&f);
@@ -576,6 +649,114 @@ static void test_pin_from_environment_never_stays(void **state)
         assert_null(memmem(buf, n, pin, strlen(pin)));
     }
     ks_signer_close(s);
+    ks_signer_process_end(&proc);
+}
+
+
+/* A PIN copied to a file of the test's own, to be changed under the signer. */
+static void copy_pin_file(char *path, const char *pin)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, pin, strlen(pin)), (ssize_t)strlen(pin));
+    close(fd);
+}
+
+static void read_test_pin(char *pin, size_t cap)
+{
+    FILE *fp = fopen(getenv("KS_PIN_FILE"), "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(pin, (int)cap, fp));
+    fclose(fp);
+    pin[strcspn(pin, "\n")] = '\0';
+}
+
+/* The PIN changes while the sessions are gone: the signer's one new login
+ * is refused, and it does not spend another try on the same PIN. */
+static void test_relogin_refused_is_not_repeated(void **state)
+{
+    (void)state;
+    char pin[300], path[] = "/tmp/keysvc-relogin-pin.XXXXXX";
+    read_test_pin(pin, sizeof(pin));
+    copy_pin_file(path, pin);
+    setenv("KEYSVC_TEST_HOOKS", "1", 1);
+    fixture f = {0};
+    ks_err err = {0};
+    start(&f, path);
+    unsetenv("KEYSVC_TEST_HOOKS");
+    f.a = ks_signer_open(fd_of(&f.proc, "a"), "a", &err);
+    assert_non_null(f.a);
+    EVP_PKEY *pub = NULL;
+    ks_keyref ref = make_key(f.a, KS_PURPOSE_ACCOUNT, &p256);
+    assert_int_equal(ks_signer_public_key(f.a, &ref, &pub, &err), 0);
+    long logins = stats_of(f.a).logins;
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("0000", fp);
+    fclose(fp);
+    assert_int_equal(kill(f.proc.pid, SIGUSR1), 0);
+    sign_once(f.a, &ref, pub, 0, "wrong PIN");
+    sign_once(f.a, &ref, pub, 0, "not tried again");
+    sign_once(f.a, &ref, pub, 0, "not tried again");
+    assert_int_equal(stats_of(f.a).logins, logins + 1);
+    EVP_PKEY_free(pub);
+    ks_signer_close(f.a);
+    ks_signer_process_end(&f.proc);
+    /* The key stays: remove it through a signer with the right PIN. */
+    start(&f, getenv("KS_PIN_FILE"));
+    f.a = ks_signer_open(fd_of(&f.proc, "a"), "a", &err);
+    assert_non_null(f.a);
+    assert_int_equal(ks_signer_destroy(f.a, &ref, &err), 0);
+    ks_signer_close(f.a);
+    ks_signer_process_end(&f.proc);
+    unlink(path);
+}
+
+/* A token that reports its last PIN try (or a locked PIN) is not logged
+ * into at all: a wrong PIN then would lock a real HSM. */
+static void test_final_pin_try_is_not_spent(void **state)
+{
+    (void)state;
+    const char *flags[] = {"final_try", "locked"};
+    const char *needles[] = {"one PIN try is left", "the user PIN is locked"};
+    for (size_t i = 0; i < 2; i++) {
+        setenv("KEYSVC_TEST_TOKEN_FLAGS", flags[i], 1);
+        fixture f = {0};
+        ks_err err = {0};
+        start(&f, getenv("KS_PIN_FILE"));
+        unsetenv("KEYSVC_TEST_TOKEN_FLAGS");
+        assert_null(ks_signer_open(fd_of(&f.proc, "a"), "a", &err));
+        if (strstr(err.msg, needles[i]) == NULL)
+            fail_msg("%s: \"%s\" lacks \"%s\"", flags[i], err.msg, needles[i]);
+        ks_signer_process_end(&f.proc);
+    }
+}
+
+/* Two tenants configured on one token: the second is refused, so that no
+ * tenant can reach another's keys through a shared login. */
+static void test_two_tenants_on_one_token_refused(void **state)
+{
+    (void)state;
+    ks_signer_tenant_config t[] = {tenant("x", "ks-a", getenv("KS_PIN_FILE")),
+                                   tenant("y", "ks-a", getenv("KS_PIN_FILE"))};
+    ks_signer_process proc;
+    int child_status = 0;
+    ks_err err = {0};
+    int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), t, 2, &proc, &child_status, &err);
+    if (rc == 1)
+        _exit(child_status);
+    assert_int_equal(rc, 0);
+    ks_signer *x = ks_signer_open(fd_of(&proc, "x"), "x", &err);
+    if (x == NULL)
+        fail_msg("open x: %s", err.msg);
+    assert_null(ks_signer_open(fd_of(&proc, "y"), "y", &err));
+    assert_non_null(strstr(err.msg, "already belongs to another tenant"));
+    /* One connection serves one tenant. */
+    char error[256];
+    const char *other = "{\"op\":\"open\",\"tenant\":\"y\"}";
+    raw_exchange(fd_of(&proc, "x"), other, strlen(other), error, sizeof(error));
+    assert_non_null(strstr(error, "belongs to tenant \"x\""));
+    ks_signer_close(x);
     ks_signer_process_end(&proc);
 }
 
@@ -689,6 +870,10 @@ int main(void)
         cmocka_unit_test(test_sessions_closed_from_outside),
         cmocka_unit_test(test_pin_from_environment_never_stays),
         cmocka_unit_test(test_wrong_pin_and_missing_token),
+        cmocka_unit_test(test_relogin_refused_is_not_repeated),
+        cmocka_unit_test(test_final_pin_try_is_not_spent),
+        cmocka_unit_test(test_two_tenants_on_one_token_refused),
+        cmocka_unit_test_setup_teardown(test_list_pages_with_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uri_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_keys, setup, teardown),
     };
