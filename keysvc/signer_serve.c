@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -228,8 +229,9 @@ void ks_signer_install_test_hooks(void)
 #endif
 }
 
-/* Others may replace a socket in a directory they can write to (and the
- * sticky bit does not protect): refuse such a place. */
+/* Others may replace a socket in a directory they own or can write to
+ * (the sticky bit does not protect against the owner): refuse such a
+ * place. */
 static int check_socket_dir(const char *path, ks_err *err)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -245,11 +247,37 @@ static int check_socket_dir(const char *path, ks_err *err)
         return ks_fail(err, "signer socket directory %s is writable by others (mode %03o): "
                             "use a directory only the signer's user can write to",
                        dir, (unsigned)(st.st_mode & 0777));
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return ks_fail(err, "signer socket directory %s belongs to uid %ld, not to the signer's "
+                            "user or root",
+                       dir, (long)st.st_uid);
     return 0;
 }
 
+/* One signer per socket path: "<path>.lock", locked for the signer's life
+ * (closes the gap between another signer's bind and listen, and never
+ * waits on a signer too busy to accept).  The file stays: removing a lock
+ * file races with its next user. */
+static int lock_socket_path(const char *path, ks_err *err)
+{
+    char lock_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    snprintf(lock_path, sizeof(lock_path), "%s.lock", path);
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return ks_fail(err, "%s: %s", lock_path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int busy = errno == EWOULDBLOCK;
+        ks_fail(err, busy ? "a signer is already listening on %s (it holds %s)" : "%s: %s",
+                busy ? path : lock_path, busy ? lock_path : strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* A socket file already at the path: refused if a signer answers on it,
- * removed if it is stale (nothing listens: ECONNREFUSED). */
+ * removed if it is stale (nothing listens: ECONNREFUSED).  The probe does
+ * not block: a signer whose queue is full (EAGAIN) is a live one. */
 static int clear_stale_socket(const char *path, const struct sockaddr_un *addr, ks_err *err)
 {
     struct stat st;
@@ -257,13 +285,13 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *addr, 
         return errno == ENOENT ? 0 : ks_fail(err, "%s: %s", path, strerror(errno));
     if (!S_ISSOCK(st.st_mode))
         return ks_fail(err, "%s exists and is not a socket", path);
-    int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (probe < 0)
         return ks_fail(err, "socket: %s", strerror(errno));
     int rc = connect(probe, (const struct sockaddr *)addr, sizeof(*addr));
     int saved = errno;
     close(probe);
-    if (rc == 0)
+    if (rc == 0 || saved == EAGAIN)
         return ks_fail(err, "a signer is already listening on %s", path);
     if (saved != ECONNREFUSED)
         return ks_fail(err, "%s: %s", path, strerror(saved));
@@ -292,7 +320,7 @@ static int listen_on(const char *path, const char *group, struct stat *made, ks_
     if (strlen(path) >= sizeof(addr.sun_path))
         return ks_fail(err, "signer socket path %s is too long", path);
     memcpy(addr.sun_path, path, strlen(path) + 1);
-    if (check_socket_dir(path, err) < 0 || clear_stale_socket(path, &addr, err) < 0)
+    if (clear_stale_socket(path, &addr, err) < 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -326,17 +354,26 @@ static void remove_own_socket(const char *path, const struct stat *made)
 int ks_signer_serve_path(ks_signer_server *s, const char *path, const char *group, ks_err *err)
 {
     struct stat made;
-    int lfd = listen_on(path, group, &made, err);
-    if (lfd < 0)
+    if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return ks_fail(err, "signer socket path %s is too long", path);
+    if (check_socket_dir(path, err) < 0)
         return -1;
-    serve_loop *l = calloc(1, sizeof(*l));
+    int lock_fd = lock_socket_path(path, err);
+    int lfd = lock_fd < 0 ? -1 : listen_on(path, group, &made, err);
+    serve_loop *l = lfd < 0 ? NULL : calloc(1, sizeof(*l));
     if (l == NULL) {
-        close(lfd);
-        remove_own_socket(path, &made);
-        return ks_fail(err, "out of memory");
+        if (lfd >= 0) {
+            close(lfd);
+            remove_own_socket(path, &made);
+            ks_fail(err, "out of memory");
+        }
+        if (lock_fd >= 0)
+            close(lock_fd);
+        return -1;
     }
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
+    stop_requested = 0;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     l->server = s;
@@ -346,6 +383,7 @@ int ks_signer_serve_path(ks_signer_server *s, const char *path, const char *grou
     free(l);
     close(lfd);
     remove_own_socket(path, &made);
+    close(lock_fd);
     ks_info("signer: stopped");
     return rc;
 }
