@@ -9,6 +9,8 @@
  *   signer   ks_signer_sign_jws() through the signer process's socket
  *            (JSON, base64, the account-key policy, a process switch)
  *
+ * and the round trip of a request that signs nothing ("stats").
+ *
  * Run it with a SoftHSM token "ks-a" and KS_PIN_FILE / KS_PKCS11_MODULE set,
  * e.g. through tests/integration/with-softhsm.sh:
  *   tests/integration/with-softhsm.sh build/tests/bench/bench_sign [SECONDS]
@@ -187,6 +189,15 @@ static int via_signer(void *ctx)
     return rc;
 }
 
+/* A request that reaches the signer and touches no token: the cost of the
+ * socket, JSON and one round of the serving loop. */
+static int via_stats(void *ctx)
+{
+    ks_signer_stats st;
+    ks_err err;
+    return ks_signer_get_stats(ctx, &st, &err);
+}
+
 static int read_pin(char *pin, size_t cap)
 {
     ks_pin_source src;
@@ -257,6 +268,10 @@ int main(int argc, char **argv)
                100 * r_hsm / r_raw, 100 * r_sig / r_raw);
         ks_signer_destroy(signer, &k.ref, &err);
     }
+    double trips = rate(via_stats, signer);
+    if (trips > 0)
+        printf("signer round trip without signing (\"stats\"): %.1f us (%.0f/s)\n",
+               1e6 / trips, trips);
     /* hsm_close() finalizes the shared module instance. */
     raw.f->C_CloseSession(raw.session);
     ks_signer_close(signer);
