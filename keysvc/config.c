@@ -425,12 +425,13 @@ static int parse_hsm(cfgp *p, ks_config *cfg, json_object *h)
 
 static int parse_signer(cfgp *p, ks_config *cfg, json_object *sg)
 {
-    static const char *const keys[] = {"socket", "socket_group", NULL};
+    static const char *const keys[] = {"socket", "socket_group", "user", NULL};
     if (expect_object(p, sg, "signer") < 0)
         return -1;
     check_keys(p, sg, "signer", keys, NULL);
     if (opt_string(p, sg, "signer", "socket", 0, &cfg->signer_socket) < 0 ||
-        opt_string(p, sg, "signer", "socket_group", 0, &cfg->signer_socket_group) < 0)
+        opt_string(p, sg, "signer", "socket_group", 0, &cfg->signer_socket_group) < 0 ||
+        opt_string(p, sg, "signer", "user", 0, &cfg->signer_user) < 0)
         return -1;
     return resolve_dir(p, &cfg->signer_socket);
 }
@@ -729,7 +730,7 @@ void ks_config_free(ks_config *cfg)
                         &cfg->hsm_token,      &cfg->hsm_token_serial, &cfg->hsm_pin_env,
                         &cfg->hsm_pin_file,   &cfg->hsm_server_pin_source,
                         &cfg->database_url,   &cfg->database_run_as, &cfg->dir_previous_key,
-                        &cfg->signer_socket,  &cfg->signer_socket_group};
+                        &cfg->signer_socket,  &cfg->signer_socket_group, &cfg->signer_user};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         free(*strings[i]);
     for (size_t i = 0; i < cfg->n_http_challenges; i++) {

@@ -116,6 +116,9 @@ typedef struct ks_config {
     /* keysvc: a standalone signer's socket (NULL: keysvc run starts its own). */
     char *signer_socket;
     char *signer_socket_group;
+    /* The user a standalone signer runs as, when neither root nor the
+     * worker's: workers refuse any other peer on the socket. */
+    char *signer_user;
 
     /* keysvc: the database; NULL url = private cluster under dir_state. */
     char *database_url;

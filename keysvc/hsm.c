@@ -307,6 +307,7 @@ static int open_and_login(hsm_token *t, int first, ks_err *err)
     if (rv != CKR_OK)
         return hsm_fail_rv(err, "C_OpenSession", rv);
     t->have_session = 1;
+    t->h->last_login_refused = 0;
     if (t->pin_fn(t->pin_ctx, pin, sizeof(pin), &pin_len, err) < 0)
         goto out;
     rv = P11(t->h, C_Login, t->session, CKU_USER, (CK_UTF8CHAR *)pin, (CK_ULONG)pin_len);
@@ -315,6 +316,7 @@ static int open_and_login(hsm_token *t, int first, ks_err *err)
         ks_fail(err, "token \"%s\": %s (C_Login: %s)", t->info.label,
                 rv == CKR_PIN_LOCKED ? "the user PIN is locked" : "wrong PIN", hsm_rv_name(rv));
         refuse_logins(t, err);
+        t->h->last_login_refused = 1;
     } else if (rv == CKR_USER_ALREADY_LOGGED_IN && first) {
         ks_fail(err, "token \"%s\" is already logged in by this process: two tenants cannot "
                      "share a token",
@@ -339,6 +341,21 @@ int hsm_find_token(hsm *h, const char *label, const char *serial, hsm_token_info
     CK_SLOT_ID slot;
     CK_TOKEN_INFO raw;
     return select_slot(h, label, serial, &slot, out, &raw, err);
+}
+
+int hsm_last_login_refused(const hsm *h)
+{
+    return h->last_login_refused;
+}
+
+int hsm_token_login_refused(const hsm_token *t)
+{
+    return t->login_refused;
+}
+
+void hsm_token_allow_login(hsm_token *t)
+{
+    t->login_refused = 0;
 }
 
 unsigned hsm_token_logins(const hsm_token *t)

@@ -145,6 +145,16 @@ void hsm_token_close_all_sessions(hsm_token *t);
 unsigned hsm_token_recoveries(const hsm_token *t);
 unsigned hsm_token_logins(const hsm_token *t);
 
+/* Whether the module's last failed login was a wrong or locked PIN (not a
+ * missing token or a device error): another try would spend a PIN try. */
+int hsm_last_login_refused(const hsm *h);
+
+/* After a wrong PIN at a re-login the token is not logged into again
+ * (hsm_token_login_refused); hsm_token_allow_login permits one more try,
+ * for a PIN that has changed since. */
+int hsm_token_login_refused(const hsm_token *t);
+void hsm_token_allow_login(hsm_token *t);
+
 /* "CKR_ATTRIBUTE_SENSITIVE" and so on; "CKR_0x..." for unknown values. */
 const char *hsm_rv_name(unsigned long rv);
 

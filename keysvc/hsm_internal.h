@@ -29,6 +29,7 @@ struct hsm {
     size_t n_faults;
     CK_RV injected_rv; /* set by p11_inject for the call it fails */
     CK_RV last_error;  /* the last result other than CKR_OK, for recovery */
+    int last_login_refused; /* the last failed login was a wrong or locked PIN */
 };
 
 /* What is known of one key's objects, so that signing needs no search. */

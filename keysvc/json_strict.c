@@ -162,7 +162,7 @@ static int object(reader *r, int depth)
         return 1;
     do {
         skip_ws(r);
-        if (!string(r) || !eat(r, ':') || !value(r, depth + 1))
+        if (!string(r) || !eat(r, ':') || !value(r, depth))
             return 0;
         r->members++;
     } while (eat(r, ','));
@@ -174,26 +174,28 @@ static int array(reader *r, int depth)
     if (eat(r, ']'))
         return 1;
     do {
-        if (!value(r, depth + 1))
+        if (!value(r, depth))
             return 0;
     } while (eat(r, ','));
     return eat(r, ']');
 }
 
+/* `depth`: the containers around this value; a container here is one more,
+ * and at most MAX_DEPTH may be open. */
 static int value(reader *r, int depth)
 {
-    if (depth > MAX_DEPTH)
-        return 0;
     skip_ws(r);
     if (r->p >= r->end)
+        return 0;
+    if ((*r->p == '{' || *r->p == '[') && depth + 1 > MAX_DEPTH)
         return 0;
     switch (*r->p) {
     case '{':
         r->p++;
-        return object(r, depth);
+        return object(r, depth + 1);
     case '[':
         r->p++;
-        return array(r, depth);
+        return array(r, depth + 1);
     case '"':
         return string(r);
     case 't':

@@ -15,7 +15,7 @@
  * exactly one RFC 8259 object (whitespace around it allowed) or has:
  * invalid UTF-8, a raw control character or an escaped NUL or lone surrogate
  * in a string, a number outside the grammar, a member name twice in one
- * object, or more than 64 levels of nesting.  Caller puts. */
+ * object, or more than 64 objects and arrays nested.  Caller puts. */
 json_object *ks_json_parse_strict(const char *text, size_t len);
 
 #endif

@@ -118,6 +118,10 @@ static int destroy_claimed(store *db, ks_signer *signer, const store_key *row, k
         store_key_move(db, row->id, "retired", "destroying", "retired", "destroyed", &moved,
                        err) < 0)
         return ks_failp(err, "removing key %s", row->label);
+    if (!moved)
+        ks_warn("key %s is off the token, but its row is no longer retired/destroying; left "
+                "as it is",
+                row->label);
     return 0;
 }
 

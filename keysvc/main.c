@@ -158,6 +158,7 @@ static int cmd_signer(const ks_config *cfg, const cli *c)
         return KS_EXIT_FAILED;
     }
     size_t n = 0;
+    ks_signer_wipe_unused_pins(cfg, c->run.tenant);
     ks_signer_tenant_config *tenants = ks_signer_tenants_from_config(cfg, c->run.tenant, &n, &err);
     ks_signer_server *server =
         tenants ? ks_signer_server_new(cfg->hsm_module, tenants, n, &err) : NULL;

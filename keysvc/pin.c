@@ -13,6 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int ks_pin_source_changed(const ks_pin_source *src)
+{
+    struct stat st;
+    if (src->path == NULL || stat(src->path, &st) < 0)
+        return 0;
+    return st.st_mtim.tv_sec != src->read_mtime.tv_sec ||
+           st.st_mtim.tv_nsec != src->read_mtime.tv_nsec;
+}
+
 void ks_pin_env_wipe(const char *env_name)
 {
     char *value = env_name ? getenv(env_name) : NULL;
@@ -74,15 +83,19 @@ int ks_pin_source_init(ks_pin_source *src, const char *env_name, const char *pat
 
 /* Reads the PIN file to the end into buf, without leaving copies in heap
  * memory.  Returns the length or -1. */
-static int read_pin_file(const char *path, char *buf, size_t cap, size_t *len, ks_err *err)
+static int read_pin_file(ks_pin_source *src, char *buf, size_t cap, size_t *len, ks_err *err)
 {
     struct stat st;
+    const char *path = src->path;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ks_fail(err, "reading the PIN file: %s: %s", path, strerror(errno));
-    if (fstat(fd, &st) == 0 && (st.st_mode & 0077))
-        ks_warn("PIN file %s can be read by other users (mode %03o); chmod 600 it", path,
-                st.st_mode & 0777);
+    if (fstat(fd, &st) == 0) {
+        src->read_mtime = st.st_mtim;
+        if (st.st_mode & 0077)
+            ks_warn("PIN file %s can be read by other users (mode %03o); chmod 600 it", path,
+                    st.st_mode & 0777);
+    }
     /* Read to the end: a short read would cut the PIN. */
     size_t got = 0;
     for (;;) {
@@ -114,7 +127,7 @@ int ks_pin_source_get(void *ctx, char *buf, size_t cap, size_t *len, ks_err *err
     if (src->page != NULL) {
         memcpy(buf, src->page, src->pin_len);
         *len = src->pin_len;
-    } else if (read_pin_file(src->path, buf, cap, len, err) < 0) {
+    } else if (read_pin_file(src, buf, cap, len, err) < 0) {
         return -1;
     }
     if (*len == 0)

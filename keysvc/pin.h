@@ -13,6 +13,7 @@
 #include "ks_err.h"
 
 #include <stddef.h>
+#include <time.h>
 
 #define KS_PIN_MAX 256
 
@@ -22,6 +23,7 @@ typedef struct ks_pin_source {
     size_t page_len; /* size of the mapping */
     size_t pin_len;
     char what[300];  /* "file /x" or "environment variable X", for messages */
+    struct timespec read_mtime; /* the PIN file as it was last read */
 } ks_pin_source;
 
 /* Sets up a source from exactly one of env_name / path.  An environment PIN
@@ -32,6 +34,10 @@ int ks_pin_source_init(ks_pin_source *src, const char *env_name, const char *pat
 /* Writes the PIN into buf (cap bytes, at least KS_PIN_MAX + 1) and its
  * length to *len; the caller wipes buf.  Matches hsm_pin_fn. */
 int ks_pin_source_get(void *src, char *buf, size_t cap, size_t *len, ks_err *err);
+
+/* 1 when the PIN file has changed since it was last read (an environment
+ * PIN never changes): a PIN that was refused may be tried again. */
+int ks_pin_source_changed(const ks_pin_source *src);
 
 /* Wipes and releases everything the source holds. */
 void ks_pin_source_clear(ks_pin_source *src);

@@ -315,21 +315,6 @@ static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
     return failures;
 }
 
-/* A PIN variable no tenant of this run reads: wiped before the fork, so
- * that neither process keeps it. */
-static void wipe_unused_pins(const ks_config *cfg, const char *only)
-{
-    for (size_t i = 0; only != NULL && i < cfg->n_tenants; i++) {
-        const char *var = cfg->tenants[i].pin_env;
-        int needed = var == NULL;
-        for (size_t j = 0; j < cfg->n_tenants && !needed; j++)
-            needed = strcmp(cfg->tenants[j].name, only) == 0 && cfg->tenants[j].pin_env &&
-                     strcmp(cfg->tenants[j].pin_env, var) == 0;
-        if (!needed)
-            ks_pin_env_wipe(var);
-    }
-}
-
 /* Starts the run's own signer, or reaches the standalone one.  Returns 1 in
  * the signer child once it is done (its exit code in *child_status). */
 static int start_signer(const ks_config *cfg, const ks_run_options *opts, ks_signer_process *proc,
@@ -340,10 +325,10 @@ static int start_signer(const ks_config *cfg, const ks_run_options *opts, ks_sig
          * environment is wiped all the same. */
         for (size_t i = 0; i < cfg->n_tenants; i++)
             ks_pin_env_wipe(cfg->tenants[i].pin_env);
-        return ks_signer_use_path(cfg->signer_socket, proc, err);
+        return ks_signer_use_path(cfg->signer_socket, cfg->signer_user, proc, err);
     }
     size_t n = 0;
-    wipe_unused_pins(cfg, opts->tenant);
+    ks_signer_wipe_unused_pins(cfg, opts->tenant);
     ks_signer_tenant_config *tenants = ks_signer_tenants_from_config(cfg, opts->tenant, &n, err);
     if (tenants == NULL)
         return -1;
@@ -365,8 +350,7 @@ static ks_signer **open_tenants(const ks_config *cfg, const ks_run_options *opts
         if (opts->tenant != NULL && strcmp(opts->tenant, name) != 0)
             continue;
         (*tried)++;
-        int fd = ks_signer_process_fd(proc, name, &err);
-        signers[i] = fd >= 0 ? ks_signer_open(fd, name, &err) : NULL;
+        signers[i] = ks_signer_open_process(proc, name, &err);
         if (signers[i] == NULL) {
             ks_error("tenant \"%s\": %s", name, err.msg);
             (*failures)++;

@@ -11,6 +11,7 @@
 #include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,6 +22,10 @@
 
 struct ks_signer {
     int fd;
+    /* A request went unanswered (timeout, bad answer): a late answer could
+     * be read as the next one's, so nothing more is asked on fd. */
+    int broken;
+    ks_signer_process *proc; /* to reconnect to a standalone signer, or NULL */
     char *tenant;
     hsm_token_info token;
     ks_audit_hooks audit;
@@ -53,6 +58,19 @@ ks_signer_tenant_config *ks_signer_tenants_from_config(const ks_config *cfg, con
                                                 .pin_file = t->pin_file};
     }
     return out;
+}
+
+void ks_signer_wipe_unused_pins(const ks_config *cfg, const char *only)
+{
+    for (size_t i = 0; only != NULL && i < cfg->n_tenants; i++) {
+        const char *var = cfg->tenants[i].pin_env;
+        int needed = var == NULL;
+        for (size_t j = 0; j < cfg->n_tenants && !needed; j++)
+            needed = strcmp(cfg->tenants[j].name, only) == 0 && cfg->tenants[j].pin_env &&
+                     strcmp(cfg->tenants[j].pin_env, var) == 0;
+        if (!needed)
+            ks_pin_env_wipe(var);
+    }
 }
 
 /* The worker waits this long for the signer, sending and receiving. */
@@ -186,40 +204,93 @@ int ks_signer_spawn(const char *module, const ks_signer_tenant_config *tenants, 
     return 0;
 }
 
-int ks_signer_use_path(const char *path, ks_signer_process *proc, ks_err *err)
+int ks_signer_use_path(const char *path, const char *signer_user, ks_signer_process *proc,
+                       ks_err *err)
 {
     memset(proc, 0, sizeof(*proc));
+    proc->signer_uid = 0;
     if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
         return ks_fail(err, "signer socket path %s is too long", path);
+    if (signer_user != NULL) {
+        struct passwd *pw = getpwnam(signer_user);
+        if (pw == NULL)
+            return ks_fail(err, "signer.user: no user \"%s\"", signer_user);
+        proc->signer_uid = pw->pw_uid;
+    }
     proc->socket_path = strdup(path);
     return proc->socket_path ? 0 : ks_fail(err, "out of memory");
 }
 
-static int connect_path(const char *path, ks_err *err)
+/* The standalone signer must run as root, as this process's user, or as
+ * signer.user: anyone else may have bound the path while it was down, and
+ * would then answer with keys of its own. */
+static int check_signer_peer(int fd, const char *path, uid_t allowed, ks_err *err)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return ks_fail(err, "%s: who is the signer? %s", path, strerror(errno));
+    if (cred.uid != 0 && cred.uid != geteuid() && cred.uid != allowed)
+        return ks_fail(err, "refusing the signer at %s: it runs as uid %ld, not as root, this "
+                            "user or signer.user",
+                       path, (long)cred.uid);
+    return 0;
+}
+
+static int connect_path(const char *path, uid_t allowed, ks_err *err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     memcpy(addr.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return ks_fail(err, "socket: %s", strerror(errno));
+    set_timeouts(fd); /* a connect to a full queue waits for the send timeout */
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         ks_fail(err, "cannot reach the signer at %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (check_signer_peer(fd, path, allowed, err) < 0) {
         close(fd);
         return -1;
     }
     return fd;
 }
 
-int ks_signer_process_fd(ks_signer_process *proc, const char *tenant, ks_err *err)
+/* The index of a tenant's connection in proc, or -1. */
+static int find_connection(const ks_signer_process *proc, const char *tenant)
 {
     for (size_t i = 0; i < proc->n; i++)
         if (strcmp(proc->tenants[i], tenant) == 0)
-            return proc->fds[i];
+            return (int)i;
+    return -1;
+}
+
+int ks_signer_process_fd(ks_signer_process *proc, const char *tenant, ks_err *err)
+{
+    int i = find_connection(proc, tenant);
+    if (i >= 0)
+        return proc->fds[i];
     if (proc->socket_path == NULL)
         return ks_fail(err, "this run's signer does not serve tenant \"%s\"", tenant);
-    int fd = connect_path(proc->socket_path, err);
+    int fd = connect_path(proc->socket_path, proc->signer_uid, err);
     if (fd < 0 || add_connection(proc, tenant, fd, err) < 0)
         return -1;
+    return fd;
+}
+
+/* A new connection for a tenant whose standalone signer closed the old one
+ * (it drops workers silent for a long time, or was restarted). */
+static int reconnect(ks_signer_process *proc, const char *tenant, ks_err *err)
+{
+    int i = find_connection(proc, tenant);
+    if (proc->socket_path == NULL || i < 0)
+        return ks_fail(err, "the signer closed the connection (see its log)");
+    int fd = connect_path(proc->socket_path, proc->signer_uid, err);
+    if (fd < 0)
+        return -1;
+    close(proc->fds[i]);
+    proc->fds[i] = fd;
     return fd;
 }
 
@@ -248,31 +319,53 @@ void ks_signer_allow_unaudited(void)
 
 /* ---------------------------------------------------------- requests */
 
+/* One request and its answer on s->fd.  Returns 0 with *reply, -1 with
+ * err, or KS_PROTO_CLOSED when the signer had closed the connection before
+ * answering (nothing is known of the request: the caller may ask again on
+ * a new connection). */
+static int exchange(ks_signer *s, json_object *req, json_object **reply, ks_err *err)
+{
+    if (s->broken)
+        return ks_fail(err, "an earlier request to the signer for tenant \"%s\" went "
+                            "unanswered; nothing more is asked on that connection",
+                       s->tenant);
+    int rc = ks_proto_send(s->fd, req, 1, err);
+    if (rc == KS_PROTO_CLOSED)
+        return rc;
+    if (rc == 0)
+        rc = ks_proto_recv(s->fd, reply, 1, err);
+    if (rc == 0) {
+        ks_fail(err, "the signer closed the connection (see its log)");
+        return KS_PROTO_CLOSED;
+    }
+    if (rc < 0)
+        s->broken = 1;
+    return rc < 0 ? -1 : 0;
+}
+
+static int reopen(ks_signer *s, ks_err *err);
+static int check_reply(json_object **reply, ks_err *err);
+
 /* Sends a request and reads its reply; a reply with "ok": false becomes
- * an error carrying the signer's text.  *reply newly parsed (caller puts). */
+ * an error carrying the signer's text.  A standalone signer that closed
+ * the connection is reconnected to, and asked once more (every operation
+ * may be repeated: a key's CKA_ID is chosen before it is made, and a second
+ * generate of it is refused).  *reply newly parsed (caller puts). */
 static int call(ks_signer *s, json_object *req, json_object **reply, ks_err *err)
 {
-    json_object *v = NULL;
     *reply = NULL;
     json_object_object_add(req, "tenant", json_object_new_string(s->tenant));
-    int rc = ks_proto_send(s->fd, req, 1, err);
+    int rc = exchange(s, req, reply, err);
+    if (rc == KS_PROTO_CLOSED && s->proc != NULL && s->proc->socket_path != NULL) {
+        ks_info("tenant \"%s\": the signer closed the connection; connecting again", s->tenant);
+        rc = reopen(s, err) < 0 ? -1 : exchange(s, req, reply, err);
+    }
     json_object_put(req);
-    if (rc < 0)
-        return -1;
-    rc = ks_proto_recv(s->fd, reply, 1, err);
-    if (rc == 0)
-        return ks_fail(err, "the signer closed the connection (see its log)");
-    if (rc < 0)
-        return -1;
-    if (!json_object_object_get_ex(*reply, "ok", &v) || !json_object_get_boolean(v)) {
-        const char *msg = "no reason given";
-        ks_proto_string(*reply, "error", &msg, NULL);
-        ks_fail(err, "signer: %s", msg);
-        json_object_put(*reply);
-        *reply = NULL;
+    if (rc != 0) {
+        s->broken = 1;
         return -1;
     }
-    return 0;
+    return check_reply(reply, err);
 }
 
 static json_object *request(const char *op)
@@ -328,26 +421,75 @@ static int copy_token_info(hsm_token_info *out, json_object *token, ks_err *err)
     return 0;
 }
 
+/* A reply with "ok": false becomes an error carrying the signer's text
+ * (the reply is put and *reply cleared). */
+static int check_reply(json_object **reply, ks_err *err)
+{
+    json_object *v = NULL;
+    if (json_object_object_get_ex(*reply, "ok", &v) && json_object_get_boolean(v))
+        return 0;
+    const char *msg = "no reason given";
+    ks_proto_string(*reply, "error", &msg, NULL);
+    ks_fail(err, "signer: %s", msg);
+    json_object_put(*reply);
+    *reply = NULL;
+    return -1;
+}
+
+/* "open" on s->fd: the signer logs into the tenant's token and names it. */
+static int open_tenant(ks_signer *s, hsm_token_info *info, ks_err *err)
+{
+    json_object *req = request(KS_OP_OPEN), *reply = NULL, *token = NULL;
+    json_object_object_add(req, "tenant", json_object_new_string(s->tenant));
+    int rc = exchange(s, req, &reply, err);
+    json_object_put(req);
+    if (rc != 0 || check_reply(&reply, err) < 0)
+        return -1;
+    rc = json_object_object_get_ex(reply, "token", &token) ? copy_token_info(info, token, err)
+                                                            : -1;
+    json_object_put(reply);
+    return rc < 0 ? ks_fail(err, "signer: malformed answer to open") : 0;
+}
+
+/* A new connection to the standalone signer, opened for the same token. */
+static int reopen(ks_signer *s, ks_err *err)
+{
+    hsm_token_info info;
+    int fd = reconnect(s->proc, s->tenant, err);
+    if (fd < 0)
+        return -1;
+    s->fd = fd;
+    s->broken = 0;
+    if (open_tenant(s, &info, err) < 0)
+        return -1;
+    if (strcmp(info.serial, s->token.serial) != 0)
+        return ks_fail(err, "the signer now serves token serial %s for tenant \"%s\", not %s",
+                       info.serial, s->tenant, s->token.serial);
+    return 0;
+}
+
 ks_signer *ks_signer_open(int fd, const char *tenant, ks_err *err)
 {
     ks_signer *s = calloc(1, sizeof(*s));
-    json_object *reply = NULL, *token = NULL;
     if (s == NULL || (s->tenant = strdup(tenant)) == NULL) {
         free(s);
         ks_fail(err, "out of memory");
         return NULL;
     }
     s->fd = fd;
-    if (call(s, request(KS_OP_OPEN), &reply, err) < 0 ||
-        !json_object_object_get_ex(reply, "token", &token) ||
-        copy_token_info(&s->token, token, err) < 0) {
-        if (reply != NULL)
-            ks_fail(err, "signer: malformed answer to open");
-        json_object_put(reply);
+    if (open_tenant(s, &s->token, err) < 0) {
         ks_signer_close(s);
         return NULL;
     }
-    json_object_put(reply);
+    return s;
+}
+
+ks_signer *ks_signer_open_process(ks_signer_process *proc, const char *tenant, ks_err *err)
+{
+    int fd = ks_signer_process_fd(proc, tenant, err);
+    ks_signer *s = fd >= 0 ? ks_signer_open(fd, tenant, err) : NULL;
+    if (s != NULL)
+        s->proc = proc;
     return s;
 }
 

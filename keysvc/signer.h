@@ -44,6 +44,7 @@ const char *ks_key_purpose_name(ks_key_purpose p);
 typedef struct ks_signer_process {
     pid_t pid;         /* the run's own signer; 0 for a standalone one */
     char *socket_path; /* the standalone signer's socket, or NULL */
+    uid_t signer_uid;  /* signer.user's uid (0: none), besides root and ours */
     size_t n;
     char **tenants; /* tenants[i] is served on fds[i] */
     int *fds;
@@ -54,6 +55,11 @@ typedef struct ks_signer_process {
 ks_signer_tenant_config *ks_signer_tenants_from_config(const ks_config *cfg, const char *only,
                                                        size_t *n, ks_err *err);
 
+/* Wipes the PIN variables of the tenants other than `only` (unless `only`
+ * shares them; nothing when `only` is NULL): call before a fork, so that
+ * neither process keeps a PIN it does not need. */
+void ks_signer_wipe_unused_pins(const ks_config *cfg, const char *only);
+
 /* Starts a signer for these tenants.  Returns 0 in the worker (proc
  * filled; every PIN environment variable is already wiped here), 1 in the
  * signer child once it has finished serving (its exit code in
@@ -63,8 +69,10 @@ int ks_signer_spawn(const char *module, const ks_signer_tenant_config *tenants, 
                     ks_signer_process *proc, int *child_status, ks_err *err);
 
 /* Prepares to use a standalone signer (`keysvc signer`) at a socket path;
- * connections are made by ks_signer_process_fd. */
-int ks_signer_use_path(const char *path, ks_signer_process *proc, ks_err *err);
+ * connections are made by ks_signer_process_fd.  The signer must run as
+ * root, as this process's user, or as `signer_user` (may be NULL). */
+int ks_signer_use_path(const char *path, const char *signer_user, ks_signer_process *proc,
+                       ks_err *err);
 
 /* The connection serving `tenant` (kept by proc), or -1 with err set. */
 int ks_signer_process_fd(ks_signer_process *proc, const char *tenant, ks_err *err);
@@ -92,8 +100,15 @@ typedef struct ks_audit_hooks {
 } ks_audit_hooks;
 
 /* Opens a tenant on a signer connection (the signer logs into its token).
- * `fd` stays the caller's. */
+ * `fd` stays the caller's.  After a request goes unanswered (a timeout, a
+ * malformed answer) every later request on it fails. */
 ks_signer *ks_signer_open(int fd, const char *tenant, ks_err *err);
+
+/* The same on proc's connection for the tenant; when a standalone signer
+ * closes that connection (it drops workers silent for 15 minutes, or was
+ * restarted), the next request connects again, re-opens the tenant (which
+ * must still be on the same token) and is sent once more. */
+ks_signer *ks_signer_open_process(ks_signer_process *proc, const char *tenant, ks_err *err);
 void ks_signer_close(ks_signer *s);
 
 const char *ks_signer_tenant(const ks_signer *s);

@@ -16,7 +16,6 @@
 typedef struct ks_signer_conn {
     int fd;
     int tenant; /* index of the bound tenant, -1 before "open" */
-    int prebound;
     long long last_ms;
     hsm_key_id *list; /* the sorted listing being paged, or NULL */
     size_t list_n;

@@ -9,7 +9,8 @@
  * decodes to strict JSON (RFC 8259, no NUL in strings); a protected header
  * must be exactly what json-c writes for the object it parses to (so no
  * duplicate members, no odd escapes); a CertificationRequestInfo must be
- * DER exactly as OpenSSL writes it.
+ * DER as OpenSSL re-encodes its structure (the subject Name and attribute
+ * values keep their own bytes).
  */
 #ifndef KEYSVC_SIGNER_POLICY_H
 #define KEYSVC_SIGNER_POLICY_H

@@ -42,12 +42,15 @@
  * signer): a peer whose socket buffer is full is not waited for, it is an
  * error (the signer then drops that peer rather than stall every tenant).
  * -1 with err set; KS_PROTO_TOO_BIG (err set) when the message is over
- * the limit and nothing was sent. */
+ * the limit and nothing was sent; KS_PROTO_CLOSED (err set) when the peer
+ * had closed the connection (nothing was sent). */
 #define KS_PROTO_TOO_BIG (-2)
+#define KS_PROTO_CLOSED (-3)
 int ks_proto_send(int fd, json_object *msg, int may_wait, ks_err *err);
 
 /* Receives one message into a newly parsed object (caller puts).  Returns
- * 1 with *msg set, 0 on end of stream, -1 with err set (oversized,
+ * 1 with *msg set, 0 on end of stream (the peer closed), -1 with err set
+ * (no answer within the receive timeout, oversized,
  * truncated, not one strict JSON object: see json_strict.h).
  * `wait`: the client waits for its answer (spinning briefly, then
  * sleeping, up to the socket's receive timeout); the server reads only

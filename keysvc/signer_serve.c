@@ -27,6 +27,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The signer's send buffer per worker: room for hundreds of answers, and a
+ * bound on what 64 workers that never read can make the kernel hold. */
+#define SEND_BUFFER (128 * 1024)
 /* Workers connected to a standalone signer at once; one more is refused. */
 #define MAX_CLIENTS 64
 /* After an answer the signer polls without sleeping this long, yielding
@@ -37,6 +40,8 @@
 /* A standalone signer drops a worker silent for this long (one that died
  * without its socket closing would otherwise hold a slot for ever). */
 #define IDLE_MS (15LL * 60 * 1000)
+/* After accept() failed for want of descriptors or memory. */
+#define ACCEPT_PAUSE_MS 100
 
 static volatile sig_atomic_t stop_requested;
 
@@ -45,7 +50,8 @@ typedef struct serve_loop {
     int listen_fd; /* -1: serve the given connections until they close */
     ks_signer_conn conns[MAX_CLIENTS];
     size_t n;
-    long long spin_until_us; /* poll without sleeping until then */
+    long long spin_until_us;         /* poll without sleeping until then */
+    long long accept_paused_until_ms; /* out of descriptors: accept again then */
 } serve_loop;
 
 /* ------------------------------------------------------- connections */
@@ -93,6 +99,12 @@ static int serve_one(ks_signer_server *s, ks_signer_conn *c)
     return rc < 0 ? -1 : 1;
 }
 
+static void set_send_buffer(int fd)
+{
+    int size = SEND_BUFFER;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
+
 static void log_peer(int fd)
 {
     struct ucred cred;
@@ -104,8 +116,16 @@ static void log_peer(int fd)
 static void accept_worker(serve_loop *l)
 {
     int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+        /* The worker stays queued; polling the listening socket again at
+         * once would spin.  Serve the others for a while first. */
+        ks_warn("signer: cannot accept a worker: %s", strerror(errno));
+        l->accept_paused_until_ms = ks_now_ms() + ACCEPT_PAUSE_MS;
+        return;
+    }
     if (fd < 0)
         return; /* gone before we took it, or EINTR: poll again */
+    set_send_buffer(fd);
     if (l->n >= MAX_CLIENTS) {
         ks_warn("signer: %d workers are connected already; refusing one more", MAX_CLIENTS);
         close(fd);
@@ -117,19 +137,21 @@ static void accept_worker(serve_loop *l)
 
 /* ------------------------------------------------------------ the loop */
 
-/* How long poll may sleep: until the first idle connection's deadline
- * (standalone only), or for ever. */
+/* How long poll may sleep: until the first idle connection's deadline or
+ * the end of an accept pause (standalone only), or for ever. */
 static int poll_timeout(const serve_loop *l, struct timespec *ts)
 {
-    if (l->listen_fd < 0 || l->n == 0)
+    if (l->listen_fd < 0)
         return 0;
-    long long first = l->conns[0].last_ms;
-    for (size_t i = 1; i < l->n; i++)
-        if (l->conns[i].last_ms < first)
-            first = l->conns[i].last_ms;
-    long long wait = first + IDLE_MS - ks_now_ms();
-    if (wait < 0)
-        wait = 0;
+    long long now = ks_now_ms(), until = -1;
+    for (size_t i = 0; i < l->n; i++)
+        if (until < 0 || l->conns[i].last_ms + IDLE_MS < until)
+            until = l->conns[i].last_ms + IDLE_MS;
+    if (l->accept_paused_until_ms > now && (until < 0 || l->accept_paused_until_ms < until))
+        until = l->accept_paused_until_ms;
+    if (until < 0)
+        return 0;
+    long long wait = until > now ? until - now : 0;
     ts->tv_sec = (time_t)(wait / 1000);
     ts->tv_nsec = (long)(wait % 1000) * 1000000L;
     return 1;
@@ -152,19 +174,21 @@ static void drop_idle(serve_loop *l)
 static int serve_loop_run(serve_loop *l, ks_err *err)
 {
     struct pollfd pfds[MAX_CLIENTS + 1];
-    sigset_t blocked, during_poll;
+    sigset_t blocked, saved, during_poll;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGTERM);
     sigaddset(&blocked, SIGINT);
-    sigprocmask(SIG_BLOCK, &blocked, &during_poll);
+    sigprocmask(SIG_BLOCK, &blocked, &saved);
+    during_poll = saved;
     sigdelset(&during_poll, SIGTERM);
     sigdelset(&during_poll, SIGINT);
     int rc = 0;
     while (!stop_requested && (l->listen_fd >= 0 || l->n > 0)) {
         size_t first = l->listen_fd >= 0 ? 1 : 0;
         struct timespec ts;
+        int accepting = ks_now_ms() >= l->accept_paused_until_ms;
         if (first)
-            pfds[0] = (struct pollfd){.fd = l->listen_fd, .events = POLLIN};
+            pfds[0] = (struct pollfd){.fd = l->listen_fd, .events = accepting ? POLLIN : 0};
         for (size_t i = 0; i < l->n; i++)
             pfds[first + i] = (struct pollfd){.fd = l->conns[i].fd, .events = POLLIN};
         const struct timespec no_wait = {0};
@@ -197,7 +221,7 @@ static int serve_loop_run(serve_loop *l, ks_err *err)
     }
     while (l->n > 0)
         drop_conn(l, l->n - 1);
-    sigprocmask(SIG_UNBLOCK, &blocked, NULL);
+    sigprocmask(SIG_SETMASK, &saved, NULL);
     return rc;
 }
 
@@ -212,9 +236,11 @@ int ks_signer_serve_fds(ks_signer_server *s, const int *fds, size_t n, ks_err *e
     }
     l->server = s;
     l->listen_fd = -1;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        set_send_buffer(fds[i]);
         l->conns[l->n++] = (ks_signer_conn){
-            .fd = fds[i], .tenant = (int)i, .prebound = 1, .last_ms = ks_now_ms()};
+            .fd = fds[i], .tenant = (int)i, .last_ms = ks_now_ms()};
+    }
     int rc = serve_loop_run(l, err);
     free(l);
     return rc;
@@ -353,9 +379,13 @@ static int listen_on(const char *path, const char *group, struct stat *made, ks_
         close(fd);
         return -1;
     }
-    if (lstat(path, made) < 0 || listen(fd, MAX_CLIENTS) < 0) {
+    /* The group first: until listen() nobody can connect, whoever the
+     * file's group is for that moment. */
+    if (group != NULL && give_to_group(path, group, err) < 0) {
+        /* err says why */
+    } else if (lstat(path, made) < 0 || listen(fd, MAX_CLIENTS) < 0) {
         ks_fail(err, "%s: %s", path, strerror(errno));
-    } else if (group == NULL || give_to_group(path, group, err) == 0) {
+    } else {
         return fd;
     }
     close(fd);
@@ -391,15 +421,17 @@ int ks_signer_serve_path(ks_signer_server *s, const char *path, const char *grou
             close(lock_fd);
         return -1;
     }
-    struct sigaction sa = {.sa_handler = on_stop};
+    struct sigaction sa = {.sa_handler = on_stop}, old_term, old_int;
     sigemptyset(&sa.sa_mask);
     stop_requested = 0;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
     l->server = s;
     l->listen_fd = lfd;
     ks_info("signer: listening on %s", path);
     int rc = serve_loop_run(l, err);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
     free(l);
     close(lfd);
     remove_own_socket(path, &made);

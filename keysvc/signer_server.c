@@ -16,7 +16,6 @@
 #include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define KEY_CACHE 256
 
@@ -26,10 +25,11 @@ typedef struct tenant {
     char *name;
     char *label;
     char *serial;
-    ks_pin_source pin;
+    char *pin_env;
+    ks_pin_source own_pin;
+    ks_pin_source *pin;          /* own_pin, or an earlier tenant's with the same pin_env */
     char init_error[KS_ERR_MAX]; /* the PIN source is unusable */
-    char login_error[KS_ERR_MAX]; /* the last login was refused */
-    struct timespec pin_mtime;    /* the PIN file when that happened */
+    char login_error[KS_ERR_MAX]; /* the first login was refused (a wrong or locked PIN) */
     hsm_token *tok;               /* NULL until a worker opens the tenant */
 } tenant;
 
@@ -56,7 +56,25 @@ static void tenant_clear(tenant *t)
     free(t->name);
     free(t->label);
     free(t->serial);
-    ks_pin_source_clear(&t->pin);
+    free(t->pin_env);
+    ks_pin_source_clear(&t->own_pin);
+}
+
+/* Tenants may share a PIN variable: it can be read only once (reading it
+ * wipes it), so later tenants use the first one's source. */
+static void init_pin(ks_signer_server *s, tenant *t, const ks_signer_tenant_config *c)
+{
+    ks_err pin_err = {0};
+    for (tenant *o = s->tenants; o < t && c->pin_env != NULL; o++) {
+        if (o->pin_env == NULL || strcmp(o->pin_env, c->pin_env) != 0)
+            continue;
+        t->pin = o->pin;
+        snprintf(t->init_error, sizeof(t->init_error), "%s", o->init_error);
+        return;
+    }
+    t->pin = &t->own_pin;
+    if (ks_pin_source_init(&t->own_pin, c->pin_env, c->pin_file, &pin_err) < 0)
+        snprintf(t->init_error, sizeof(t->init_error), "%s", pin_err.msg);
 }
 
 ks_signer_server *ks_signer_server_new(const char *module, const ks_signer_tenant_config *tenants,
@@ -73,16 +91,15 @@ ks_signer_server *ks_signer_server_new(const char *module, const ks_signer_tenan
     for (size_t i = 0; i < n_tenants; i++) {
         const ks_signer_tenant_config *c = &tenants[i];
         tenant *t = &s->tenants[s->n_tenants++];
-        ks_err pin_err = {0};
         t->name = strdup(c->name);
         t->label = c->token_label ? strdup(c->token_label) : NULL;
         t->serial = c->token_serial ? strdup(c->token_serial) : NULL;
-        if (t->name == NULL) {
+        t->pin_env = c->pin_env ? strdup(c->pin_env) : NULL;
+        if (t->name == NULL || (c->pin_env != NULL && t->pin_env == NULL)) {
             ks_fail(err, "out of memory");
             goto fail;
         }
-        if (ks_pin_source_init(&t->pin, c->pin_env, c->pin_file, &pin_err) < 0)
-            snprintf(t->init_error, sizeof(t->init_error), "%s", pin_err.msg);
+        init_pin(s, t, c);
     }
     s->module = hsm_open(module, err);
     if (s->module == NULL)
@@ -131,15 +148,6 @@ static void shown(char *out, size_t cap, const char *text)
     free(esc);
 }
 
-static int pin_file_mtime(const tenant *t, struct timespec *out)
-{
-    struct stat st;
-    if (t->pin.path == NULL || stat(t->pin.path, &st) < 0)
-        return -1;
-    *out = st.st_mtim;
-    return 0;
-}
-
 /* Another tenant already holds this token: two tenants never share one. */
 static int token_taken(ks_signer_server *s, const tenant *t, const char *serial)
 {
@@ -151,19 +159,15 @@ static int token_taken(ks_signer_server *s, const tenant *t, const char *serial)
     return 0;
 }
 
-/* Logs into a tenant's token.  After a refused login it is not tried again
- * (each wrong PIN costs one of a real HSM's few tries) unless the PIN file
- * has changed since. */
+/* Logs into a tenant's token.  After a wrong or locked PIN it is not tried
+ * again (each try costs one of a real HSM's few) unless the PIN file has
+ * changed since it was read for that login. */
 static int login_tenant(ks_signer_server *s, tenant *t, ks_err *err)
 {
-    struct timespec now_mtime;
     if (t->init_error[0] != '\0')
         return ks_fail(err, "%s", t->init_error);
     if (t->login_error[0] != '\0') {
-        int changed = pin_file_mtime(t, &now_mtime) == 0 &&
-                      (now_mtime.tv_sec != t->pin_mtime.tv_sec ||
-                       now_mtime.tv_nsec != t->pin_mtime.tv_nsec);
-        if (!changed)
+        if (!ks_pin_source_changed(t->pin))
             return ks_fail(err, "%s (not tried again until the PIN changes)", t->login_error);
         t->login_error[0] = '\0';
     }
@@ -173,16 +177,25 @@ static int login_tenant(ks_signer_server *s, tenant *t, ks_err *err)
     if (token_taken(s, t, info.serial))
         return ks_fail(err, "token \"%s\" (serial %s) already belongs to another tenant",
                        info.label, info.serial);
-    t->tok = hsm_token_login(s->module, info.label, info.serial, ks_pin_source_get, &t->pin, err);
+    t->tok = hsm_token_login(s->module, info.label, info.serial, ks_pin_source_get, t->pin, err);
     if (t->tok == NULL) {
-        if (strstr(err->msg, "PIN") != NULL) {
+        if (hsm_last_login_refused(s->module))
             snprintf(t->login_error, sizeof(t->login_error), "%s", err->msg);
-            pin_file_mtime(t, &t->pin_mtime);
-        }
         return -1;
     }
     ks_info("signer: logged in to token \"%s\" for tenant \"%s\"", info.label, t->name);
     return 0;
+}
+
+/* A re-login refused for a wrong PIN may be tried once more when the PIN
+ * file has changed since. */
+static void allow_changed_pin(tenant *t)
+{
+    if (t->tok != NULL && hsm_token_login_refused(t->tok) && ks_pin_source_changed(t->pin)) {
+        ks_info("signer: the PIN file of tenant \"%s\" changed; logging in may be tried again",
+                t->name);
+        hsm_token_allow_login(t->tok);
+    }
 }
 
 /* The connection's tenant; every request must name it. */
@@ -204,6 +217,7 @@ static tenant *request_tenant(ks_signer_server *s, ks_signer_conn *c, json_objec
     }
     if (t->tok == NULL && login_tenant(s, t, err) < 0)
         return NULL;
+    allow_changed_pin(t);
     return t;
 }
 
@@ -266,14 +280,15 @@ static void forget_key(ks_signer_server *s, const tenant *t, const unsigned char
     }
 }
 
-/* The signer's own record of every key operation, whatever the worker
- * writes to its audit trail. */
+/* The signer's own record of every key operation made, whatever the
+ * worker writes to its audit trail. */
 static void log_operation(const tenant *t, const char *op, const unsigned char *id, size_t id_len,
                           int ok)
 {
+    if (!ok)
+        return; /* ks_signer_dispatch logs every refusal with its reason */
     char *hex = ks_proto_hex_new(id, id_len);
-    ks_info("signer: tenant \"%s\": %s key %s: %s", t->name, op, hex ? hex : "?",
-            ok ? "done" : "refused or failed");
+    ks_info("signer: tenant \"%s\": %s key %s: done", t->name, op, hex ? hex : "?");
     free(hex);
 }
 
@@ -431,8 +446,6 @@ static json_object *op_sign_jws(ks_signer_server *s, ks_signer_conn *c, json_obj
                       : ks_policy_revocation_jws(pub, alg, input, len, err);
     if (allowed == 0)
         r = sign_reply(t, "sign_jws", id, id_len, jws_digest(alg), input, len, err);
-    else
-        log_operation(t, "sign_jws", id, id_len, 0);
     free(input);
     return r;
 }
@@ -455,8 +468,6 @@ static json_object *op_sign_csr(ks_signer_server *s, ks_signer_conn *c, json_obj
     int md = OBJ_sn2nid(md_name);
     if (pub != NULL && ks_policy_csr(pub, md, tbs, len, err) == 0)
         r = sign_reply(t, "sign_csr", id, id_len, md, tbs, len, err);
-    else
-        log_operation(t, "sign_csr", id, id_len, 0);
     free(tbs);
     return r;
 }
@@ -585,6 +596,13 @@ static void close_all_sessions(ks_signer_server *s)
     ks_warn("signer: test hook closed every session");
 }
 
+/* Operations that make, use or remove a key: every refusal is logged. */
+static int is_key_operation(const char *op)
+{
+    return strcmp(op, KS_OP_GENERATE) == 0 || strcmp(op, KS_OP_SIGN_JWS) == 0 ||
+           strcmp(op, KS_OP_SIGN_CSR) == 0 || strcmp(op, KS_OP_DESTROY) == 0;
+}
+
 json_object *ks_signer_dispatch(ks_signer_server *s, ks_signer_conn *c, json_object *req)
 {
     ks_err err = {0};
@@ -599,7 +617,10 @@ json_object *ks_signer_dispatch(ks_signer_server *s, ks_signer_conn *c, json_obj
         if (strcmp(ops[i].name, op) != 0)
             continue;
         json_object *r = ops[i].fn(s, c, req, &err);
-        if (r == NULL)
+        if (r == NULL && is_key_operation(ops[i].name))
+            ks_warn("signer: %s for tenant %s refused or failed: %s", ops[i].name,
+                    c->tenant >= 0 ? s->tenants[c->tenant].name : "(none)", err.msg);
+        else if (r == NULL)
             ks_debug("signer: %s refused or failed: %s", ops[i].name, err.msg);
         return r ? r : ks_signer_reply_error(err.msg[0] ? err.msg : "failed");
     }

@@ -22,7 +22,7 @@ CREATE INDEX keys_unsettled ON keys (tenant, state) WHERE state IN ('pending', '
 
 -- Every key operation: a 'started' row written before it happens, and an
 -- outcome row ('ok' or 'failed', pointing at it) after.  Rows are only ever
--- inserted: a trigger refuses UPDATE and DELETE, so the trail is not
+-- inserted: a trigger refuses UPDATE, DELETE and TRUNCATE, so the trail is not
 -- rewritten by keysvc or by a mistake (a table owner can still drop the
 -- trigger; the signer's own log is the second record).
 CREATE TABLE audit_events (
@@ -46,7 +46,7 @@ BEGIN
     RAISE EXCEPTION 'audit_events is append-only';
 END
 $$;
-CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 
 -- Account keys may be Ed25519 where the CA accepts EdDSA.

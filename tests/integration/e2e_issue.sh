@@ -79,7 +79,7 @@ assert_eq 0 "$(sql "SELECT count(*) FROM audit_events WHERE outcome = 'failed'")
 assert_eq 5 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'generate' AND outcome = 'ok'")" "an audit event for each key generated"
 assert_eq 2 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'sign_csr' AND outcome = 'ok'")" "an audit event for each CSR signed"
 if sql "UPDATE audit_events SET detail = 'rewritten'" >/dev/null 2>&1 ||
-    sql "DELETE FROM audit_events" >/dev/null 2>&1; then
+    sql "DELETE FROM audit_events" >/dev/null 2>&1 || sql "TRUNCATE audit_events" >/dev/null 2>&1; then
     fail "the audit trail can be rewritten"
 fi
 assert_eq 0 "$(sql "SELECT count(*) FROM audit_events WHERE detail = 'rewritten'")" "the audit trail is append-only"

@@ -45,18 +45,24 @@ static ks_signer_tenant_config tenant(const char *name, const char *label, const
     return (ks_signer_tenant_config){.name = name, .token_label = label, .pin_file = pin_file};
 }
 
-/* Starts a signer for tenants a (ks-a) and b (ks-b).  Only the test
- * process returns; the signer child exits here once its worker is gone. */
-static void start(fixture *f, const char *pin_file)
+/* Starts a signer for these tenants.  Only the test process returns; the
+ * signer child exits here once its worker is gone. */
+static void spawn_signer(const ks_signer_tenant_config *t, size_t n, ks_signer_process *proc)
 {
-    ks_signer_tenant_config t[] = {tenant("a", "ks-a", pin_file), tenant("b", "ks-b", pin_file)};
     int child_status = 0;
     ks_err err = {0};
-    int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), t, 2, &f->proc, &child_status, &err);
+    int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), t, n, proc, &child_status, &err);
     if (rc == 1)
         _exit(child_status); /* the signer child: never run the tests twice */
     if (rc < 0)
         fail_msg("spawn: %s", err.msg);
+}
+
+/* Starts a signer for tenants a (ks-a) and b (ks-b). */
+static void start(fixture *f, const char *pin_file)
+{
+    ks_signer_tenant_config t[] = {tenant("a", "ks-a", pin_file), tenant("b", "ks-b", pin_file)};
+    spawn_signer(t, 2, &f->proc);
 }
 
 /* The connection serving a tenant; fails the test when there is none. */
@@ -164,6 +170,15 @@ static int verify_jws_sig(EVP_PKEY *pub, const char *alg, const unsigned char *i
     int ok = der != NULL && soft_digest_verify(pub, md, in, len, der, der_len);
     OPENSSL_free(der);
     return ok;
+}
+
+static void read_test_pin(char *pin, size_t cap)
+{
+    FILE *fp = fopen(getenv("KS_PIN_FILE"), "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(pin, (int)cap, fp));
+    fclose(fp);
+    pin[strcspn(pin, "\n")] = '\0';
 }
 
 /* What the token says of a key, from a module instance of our own. */
@@ -620,20 +635,12 @@ static void test_pin_from_environment_never_stays(void **state)
 {
     (void)state;
     char pin[300] = "";
-    FILE *fp = fopen(getenv("KS_PIN_FILE"), "r");
-    assert_non_null(fp);
-    assert_non_null(fgets(pin, sizeof(pin), fp));
-    fclose(fp);
-    pin[strcspn(pin, "\n")] = '\0';
+    read_test_pin(pin, sizeof(pin));
     setenv("KS_TEST_PIN", pin, 1);
     ks_signer_tenant_config t = {.name = "a", .token_label = "ks-a", .pin_env = "KS_TEST_PIN"};
     ks_signer_process proc;
-    int child_status = 0;
     ks_err err = {0};
-    int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), &t, 1, &proc, &child_status, &err);
-    if (rc == 1)
-        _exit(child_status);
-    assert_int_equal(rc, 0);
+    spawn_signer(&t, 1, &proc);
     assert_null(getenv("KS_TEST_PIN"));
     ks_signer *s = ks_signer_open(fd_of(&proc, "a"), "a", &err);
     if (s == NULL)
@@ -662,14 +669,6 @@ static void copy_pin_file(char *path, const char *pin)
     close(fd);
 }
 
-static void read_test_pin(char *pin, size_t cap)
-{
-    FILE *fp = fopen(getenv("KS_PIN_FILE"), "r");
-    assert_non_null(fp);
-    assert_non_null(fgets(pin, (int)cap, fp));
-    fclose(fp);
-    pin[strcspn(pin, "\n")] = '\0';
-}
 
 /* The PIN changes while the sessions are gone: the signer's one new login
  * is refused, and it does not spend another try on the same PIN. */
@@ -699,14 +698,15 @@ static void test_relogin_refused_is_not_repeated(void **state)
     sign_once(f.a, &ref, pub, 0, "not tried again");
     sign_once(f.a, &ref, pub, 0, "not tried again");
     assert_int_equal(stats_of(f.a).logins, logins + 1);
-    EVP_PKEY_free(pub);
-    ks_signer_close(f.a);
-    ks_signer_process_end(&f.proc);
-    /* The key stays: remove it through a signer with the right PIN. */
-    start(&f, getenv("KS_PIN_FILE"));
-    f.a = ks_signer_open(fd_of(&f.proc, "a"), "a", &err);
-    assert_non_null(f.a);
+    /* The PIN file is mended: one more login is worth its try. */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(pin, fp);
+    fclose(fp);
+    sign_once(f.a, &ref, pub, 1, NULL);
+    assert_int_equal(stats_of(f.a).logins, logins + 2);
     assert_int_equal(ks_signer_destroy(f.a, &ref, &err), 0);
+    EVP_PKEY_free(pub);
     ks_signer_close(f.a);
     ks_signer_process_end(&f.proc);
     unlink(path);
@@ -732,6 +732,31 @@ static void test_final_pin_try_is_not_spent(void **state)
     }
 }
 
+/* Two tenants whose PINs come from one environment variable: it can be
+ * read only once (reading it wipes it), and both tenants log in. */
+static void test_shared_pin_variable(void **state)
+{
+    (void)state;
+    char pin[300];
+    read_test_pin(pin, sizeof(pin));
+    setenv("KS_TEST_SHARED_PIN", pin, 1);
+    ks_signer_tenant_config t[] = {
+        {.name = "a", .token_label = "ks-a", .pin_env = "KS_TEST_SHARED_PIN"},
+        {.name = "b", .token_label = "ks-b", .pin_env = "KS_TEST_SHARED_PIN"}};
+    ks_signer_process proc;
+    ks_err err = {0};
+    spawn_signer(t, 2, &proc);
+    assert_null(getenv("KS_TEST_SHARED_PIN"));
+    const char *names[] = {"a", "b"};
+    for (size_t i = 0; i < 2; i++) {
+        ks_signer *s = ks_signer_open(fd_of(&proc, names[i]), names[i], &err);
+        if (s == NULL)
+            fail_msg("open %s: %s", names[i], err.msg);
+        ks_signer_close(s);
+    }
+    ks_signer_process_end(&proc);
+}
+
 /* Two tenants configured on one token: the second is refused, so that no
  * tenant can reach another's keys through a shared login. */
 static void test_two_tenants_on_one_token_refused(void **state)
@@ -740,12 +765,8 @@ static void test_two_tenants_on_one_token_refused(void **state)
     ks_signer_tenant_config t[] = {tenant("x", "ks-a", getenv("KS_PIN_FILE")),
                                    tenant("y", "ks-a", getenv("KS_PIN_FILE"))};
     ks_signer_process proc;
-    int child_status = 0;
     ks_err err = {0};
-    int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), t, 2, &proc, &child_status, &err);
-    if (rc == 1)
-        _exit(child_status);
-    assert_int_equal(rc, 0);
+    spawn_signer(t, 2, &proc);
     ks_signer *x = ks_signer_open(fd_of(&proc, "x"), "x", &err);
     if (x == NULL)
         fail_msg("open x: %s", err.msg);
@@ -776,10 +797,7 @@ static void test_wrong_pin_and_missing_token(void **state)
     ks_signer_process_end(&f.proc);
     unlink(path);
     ks_signer_tenant_config t = tenant("x", "no-such-token", getenv("KS_PIN_FILE"));
-    int child_status = 0;
-    int rc = ks_signer_spawn(getenv("KS_PKCS11_MODULE"), &t, 1, &f.proc, &child_status, &err);
-    if (rc == 1)
-        _exit(child_status);
+    spawn_signer(&t, 1, &f.proc);
     assert_null(ks_signer_open(fd_of(&f.proc, "x"), "x", &err));
     assert_non_null(strstr(err.msg, "no token labelled \"no-such-token\""));
     assert_non_null(strstr(err.msg, "\"ks-a\""));
@@ -873,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_relogin_refused_is_not_repeated),
         cmocka_unit_test(test_final_pin_try_is_not_spent),
         cmocka_unit_test(test_two_tenants_on_one_token_refused),
+        cmocka_unit_test(test_shared_pin_variable),
         cmocka_unit_test_setup_teardown(test_list_pages_with_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uri_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_keys, setup, teardown),

@@ -3,8 +3,9 @@
  * under with-softhsm.sh, which makes token "ks-a" and exports
  * KS_PKCS11_MODULE and KS_PIN_FILE): the socket file's mode and owner, the
  * refusals (a live signer, an unsafe directory), a stale socket, a worker
- * that never reads its answers, the limit of 64 workers, and malformed
- * messages.  Each signer is a forked child of this test serving tenant "a"
+ * that never reads its answers, the limit of 64 workers, malformed
+ * messages; and the worker's side: reconnecting to a restarted signer,
+ * refusing an impostor, and a connection whose answer went missing.  Each signer is a forked child of this test serving tenant "a"
  * in a private directory.
  */
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include <grp.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +96,8 @@ static int teardown(void **state)
             kill(f->kids[i].pid, SIGKILL);
             waitpid(f->kids[i].pid, NULL, 0);
         }
-        close(f->kids[i].report_fd);
+        if (f->kids[i].report_fd >= 0)
+            close(f->kids[i].report_fd);
     }
     char lock[200];
     snprintf(lock, sizeof(lock), "%s.lock", f->shared_path);
@@ -628,6 +631,129 @@ static void test_malformed_message_answered(void **state)
     stop_signer(c, f->path);
 }
 
+
+/* ------------------------------------------------------ the worker's side */
+
+/* A restarted signer (or one that dropped an idle worker): the worker's
+ * next request connects again, re-opens its tenant and succeeds. */
+static void test_worker_reconnects_after_restart(void **state)
+{
+    fixture *f = *state;
+    ks_signer_process proc;
+    ks_signer_stats st;
+    ks_err err = {0};
+    signer_child *c = start_signer(f, f->path, NULL);
+    assert_int_equal(ks_signer_use_path(f->path, NULL, &proc, &err), 0);
+    ks_signer *s = ks_signer_open_process(&proc, "a", &err);
+    if (s == NULL)
+        fail_msg("open: %s", err.msg);
+    assert_int_equal(ks_signer_get_stats(s, &st, &err), 0);
+    stop_signer(c, f->path);
+    c = start_signer(f, f->path, NULL);
+    if (ks_signer_get_stats(s, &st, &err) < 0)
+        fail_msg("after the restart: %s", err.msg);
+    assert_int_equal(st.logins, 1); /* the new signer's own login */
+    ks_signer_close(s);
+    ks_signer_process_end(&proc);
+    stop_signer(c, f->path);
+}
+
+/* A process of another user listening on the path (it bound it while the
+ * signer was down) is not taken for the signer, unless signer.user names
+ * that user.  Root only: the impostor must run as another user. */
+static void test_impostor_signer_refused(void **state)
+{
+    fixture *f = *state;
+    struct passwd *nobody = getpwnam("nobody");
+    if (geteuid() != 0 || nobody == NULL) {
+        print_message("not tried: needs root and a user \"nobody\"\n");
+        return;
+    }
+    assert_int_equal(chmod(f->dir, 0711), 0); /* nobody must reach dir/shared */
+    assert_int_equal(mkdir(f->shared, 0700), 0);
+    assert_int_equal(chown(f->shared, nobody->pw_uid, (gid_t)-1), 0);
+    int ready[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the impostor: listens and never answers */
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        if (strlen(f->shared_path) >= sizeof(addr.sun_path))
+            _exit(1);
+        memcpy(addr.sun_path, f->shared_path, strlen(f->shared_path) + 1);
+        int fd = setuid(nobody->pw_uid) == 0 ? socket(AF_UNIX, SOCK_SEQPACKET, 0) : -1;
+        if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 4) < 0)
+            _exit(1);
+        (void)!write(ready[1], "r", 1);
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    char byte;
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    close(ready[0]);
+    f->kids[f->n_kids++] = (signer_child){.pid = pid, .report_fd = -1};
+    ks_signer_process proc;
+    ks_err err = {0};
+    assert_int_equal(ks_signer_use_path(f->shared_path, NULL, &proc, &err), 0);
+    assert_int_equal(ks_signer_process_fd(&proc, "a", &err), -1);
+    if (strstr(err.msg, "refusing the signer") == NULL)
+        fail_msg("unexpected error: %s", err.msg);
+    ks_signer_process_end(&proc);
+    assert_int_equal(ks_signer_use_path(f->shared_path, "nobody", &proc, &err), 0);
+    assert_true(ks_signer_process_fd(&proc, "a", &err) >= 0);
+    ks_signer_process_end(&proc);
+}
+
+/* The fake signer of the next test: answers "open", then garbage, then
+ * reports (exit code) whether the worker sent anything more. */
+static int fake_signer(int fd)
+{
+    static const char opened[] = "{\"ok\":true,\"token\":{\"label\":\"ks-a\",\"serial\":\"1\","
+                                 "\"manufacturer\":\"m\",\"model\":\"x\"}}";
+    char buf[4096];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (recv(fd, buf, sizeof(buf), 0) <= 0 || send(fd, opened, strlen(opened), 0) < 0 ||
+        recv(fd, buf, sizeof(buf), 0) <= 0 || send(fd, "garbage", 7, 0) < 0)
+        return 2;
+    /* Another request would arrive within moments of the first failure. */
+    int more = poll(&p, 1, 2000) > 0 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
+    return more ? 1 : 0;
+}
+
+/* After an answer that cannot be read, a late answer could pass for the
+ * next request's: the worker asks nothing more on that connection. */
+static void test_unanswered_request_breaks_connection(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(sv[0]);
+        _exit(fake_signer(sv[1]));
+    }
+    close(sv[1]);
+    ks_err err = {0};
+    ks_signer_stats st;
+    ks_signer *s = ks_signer_open(sv[0], "a", &err);
+    if (s == NULL)
+        fail_msg("open: %s", err.msg);
+    assert_int_equal(ks_signer_get_stats(s, &st, &err), -1);
+    assert_non_null(strstr(err.msg, "not one strict JSON object"));
+    assert_int_equal(ks_signer_get_stats(s, &st, &err), -1);
+    assert_non_null(strstr(err.msg, "went unanswered"));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* nothing was sent after the garbage */
+    ks_signer_close(s);
+    close(sv[0]);
+}
+
 int main(void)
 {
     ks_signer_allow_unaudited(); /* no database here */
@@ -640,6 +766,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_reading_worker_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_65th_worker_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_message_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_reconnects_after_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_impostor_signer_refused, setup, teardown),
+        cmocka_unit_test(test_unanswered_request_breaks_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

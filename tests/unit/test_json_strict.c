@@ -113,26 +113,29 @@ static void test_refuses_bad_structure(void **state)
         expect_refused(bad[i]);
 }
 
-/* 64 levels of nesting are read; 65 are refused (no deep recursion on
- * hostile input). */
+/* 64 objects and arrays nested are read, 65 refused (no deep recursion on
+ * hostile input), whether the innermost holds a value or nothing. */
 static void test_nesting_limit(void **state)
 {
     (void)state;
     char text[512];
     for (int depth = 64; depth <= 65; depth++) {
-        size_t n = 0;
-        n += (size_t)snprintf(text + n, sizeof(text) - n, "{\"a\":");
-        for (int i = 1; i < depth; i++)
-            text[n++] = '[';
-        text[n++] = '1';
-        for (int i = 1; i < depth; i++)
-            text[n++] = ']';
-        text[n++] = '}';
-        text[n] = '\0';
-        if (depth == 64)
-            expect_ok(text);
-        else
-            expect_refused(text);
+        for (int empty = 0; empty <= 1; empty++) {
+            size_t n = 0;
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "{\"a\":");
+            for (int i = 1; i < depth; i++)
+                text[n++] = '[';
+            if (!empty)
+                text[n++] = '1';
+            for (int i = 1; i < depth; i++)
+                text[n++] = ']';
+            text[n++] = '}';
+            text[n] = '\0';
+            if (depth == 64)
+                expect_ok(text);
+            else
+                expect_refused(text);
+        }
     }
 }
 
