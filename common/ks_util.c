@@ -240,3 +240,14 @@ void ks_sleep_ms(long long ms)
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
 }
+
+int ks_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -1,5 +1,7 @@
 #include "json_strict.h"
 
+#include "ks_util.h"
+
 #include <string.h>
 
 #define MAX_DEPTH 64
@@ -36,14 +38,10 @@ static int hex4(reader *r, unsigned *out)
     for (int i = 0; i < 4; i++, r->p++) {
         if (r->p >= r->end)
             return 0;
-        unsigned c = *r->p;
-        unsigned d = c >= '0' && c <= '9'   ? c - '0'
-                     : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                     : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                            : 16;
-        if (d == 16)
+        int d = ks_hex_digit(*r->p);
+        if (d < 0)
             return 0;
-        *out = *out << 4 | d;
+        *out = *out << 4 | (unsigned)d;
     }
     return 1;
 }

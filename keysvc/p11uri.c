@@ -1,5 +1,7 @@
 #include "p11uri.h"
 
+#include "ks_util.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,17 +64,6 @@ char *p11uri_format_new(const p11uri_parts *p)
     return out;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes value[0..len) into out (cap bytes); the length, or -1. */
 static long decode(const char *value, size_t len, unsigned char *out, size_t cap)
 {
@@ -82,7 +73,7 @@ static long decode(const char *value, size_t len, unsigned char *out, size_t cap
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hex_value(value[i + 1]), lo = hex_value(value[i + 2]);
+            int hi = ks_hex_digit(value[i + 1]), lo = ks_hex_digit(value[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi << 4 | lo);

@@ -105,17 +105,6 @@ int ks_proto_string(json_object *obj, const char *key, const char **out, ks_err 
     return 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int ks_proto_hex(json_object *obj, const char *key, unsigned char *out, size_t cap, size_t *len,
                  ks_err *err)
 {
@@ -135,7 +124,7 @@ int ks_proto_hex_value(json_object *v, const char *key, unsigned char *out, size
     if (n == 0 || n % 2 != 0 || n / 2 > cap)
         return ks_fail(err, "\"%s\" is not hex of 1 to %zu bytes", key, cap);
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
+        int hi = ks_hex_digit(s[2 * i]), lo = ks_hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return ks_fail(err, "\"%s\" is not hex", key);
         out[i] = (unsigned char)(hi << 4 | lo);

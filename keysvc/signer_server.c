@@ -246,6 +246,14 @@ static int request_key(const tenant *t, json_object *req, unsigned char *id, siz
     return 0;
 }
 
+/* The connection's tenant and the key a request names, both checked. */
+static tenant *request_tenant_key(ks_signer_server *s, ks_signer_conn *c, json_object *req,
+                                  unsigned char *id, size_t *id_len, ks_err *err)
+{
+    tenant *t = request_tenant(s, c, req, err);
+    return t != NULL && request_key(t, req, id, id_len, err) == 0 ? t : NULL;
+}
+
 /* The public half of a key, from the cache or the token. */
 static EVP_PKEY *key_public(ks_signer_server *s, const tenant *t, const unsigned char *id,
                             size_t id_len, ks_err *err)
@@ -363,12 +371,12 @@ static int request_spec(json_object *req, int purpose, hsm_key_spec *spec, ks_er
 static json_object *op_generate(ks_signer_server *s, ks_signer_conn *c, json_object *req,
                                 ks_err *err)
 {
-    tenant *t = request_tenant(s, c, req, err);
     unsigned char id[HSM_MAX_ID_LEN];
     size_t id_len = 0;
     const char *purpose, *label;
     hsm_key_spec spec;
-    if (t == NULL || request_key(t, req, id, &id_len, err) < 0 ||
+    tenant *t = request_tenant_key(s, c, req, id, &id_len, err);
+    if (t == NULL ||
         ks_proto_string(req, "purpose", &purpose, err) < 0 ||
         ks_proto_string(req, "label", &label, err) < 0)
         return NULL;
@@ -389,10 +397,10 @@ static json_object *op_generate(ks_signer_server *s, ks_signer_conn *c, json_obj
 static json_object *op_public_key(ks_signer_server *s, ks_signer_conn *c, json_object *req,
                                   ks_err *err)
 {
-    tenant *t = request_tenant(s, c, req, err);
     unsigned char id[HSM_MAX_ID_LEN];
     size_t id_len = 0;
-    if (t == NULL || request_key(t, req, id, &id_len, err) < 0)
+    tenant *t = request_tenant_key(s, c, req, id, &id_len, err);
+    if (t == NULL)
         return NULL;
     EVP_PKEY *pub = key_public(s, t, id, id_len, err);
     unsigned char *der = NULL;
@@ -431,12 +439,12 @@ static int jws_digest(const char *alg)
 static json_object *op_sign_jws(ks_signer_server *s, ks_signer_conn *c, json_object *req,
                                 ks_err *err)
 {
-    tenant *t = request_tenant(s, c, req, err);
     unsigned char id[HSM_MAX_ID_LEN], *input = NULL;
     size_t id_len = 0, len = 0;
     const char *alg;
     json_object *r = NULL;
-    if (t == NULL || request_key(t, req, id, &id_len, err) < 0 ||
+    tenant *t = request_tenant_key(s, c, req, id, &id_len, err);
+    if (t == NULL ||
         ks_proto_string(req, "alg", &alg, err) < 0 || ks_proto_b64(req, "input", &input, &len, err) < 0)
         return NULL;
     EVP_PKEY *pub = key_public(s, t, id, id_len, err);
@@ -453,12 +461,12 @@ static json_object *op_sign_jws(ks_signer_server *s, ks_signer_conn *c, json_obj
 static json_object *op_sign_csr(ks_signer_server *s, ks_signer_conn *c, json_object *req,
                                 ks_err *err)
 {
-    tenant *t = request_tenant(s, c, req, err);
     unsigned char id[HSM_MAX_ID_LEN], *tbs = NULL;
     size_t id_len = 0, len = 0;
     const char *md_name;
     json_object *r = NULL;
-    if (t == NULL || request_key(t, req, id, &id_len, err) < 0)
+    tenant *t = request_tenant_key(s, c, req, id, &id_len, err);
+    if (t == NULL)
         return NULL;
     if (id[0] != KS_KEY_PURPOSE_CERTIFICATE)
         return ks_fail(err, "refused: an account key does not sign certificate requests"), NULL;
@@ -475,10 +483,10 @@ static json_object *op_sign_csr(ks_signer_server *s, ks_signer_conn *c, json_obj
 static json_object *op_exists(ks_signer_server *s, ks_signer_conn *c, json_object *req,
                               ks_err *err)
 {
-    tenant *t = request_tenant(s, c, req, err);
     unsigned char id[HSM_MAX_ID_LEN];
     size_t id_len = 0;
-    if (t == NULL || request_key(t, req, id, &id_len, err) < 0)
+    tenant *t = request_tenant_key(s, c, req, id, &id_len, err);
+    if (t == NULL)
         return NULL;
     int present = hsm_key_exists(t->tok, id, id_len, err);
     if (present < 0)
@@ -554,10 +562,10 @@ static json_object *op_list(ks_signer_server *s, ks_signer_conn *c, json_object 
 static json_object *op_destroy(ks_signer_server *s, ks_signer_conn *c, json_object *req,
                                ks_err *err)
 {
-    tenant *t = request_tenant(s, c, req, err);
     unsigned char id[HSM_MAX_ID_LEN];
     size_t id_len = 0;
-    if (t == NULL || request_key(t, req, id, &id_len, err) < 0)
+    tenant *t = request_tenant_key(s, c, req, id, &id_len, err);
+    if (t == NULL)
         return NULL;
     forget_key(s, t, id, id_len);
     int rc = hsm_destroy_key(t->tok, id, id_len, err);

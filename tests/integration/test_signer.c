@@ -111,6 +111,20 @@ static ks_keyref make_key(ks_signer *s, ks_key_purpose purpose, const hsm_key_sp
     return ref;
 }
 
+/* base64url(header) "." base64url(payload), newly allocated. */
+static char *signing_input_new(const char *header, const char *payload)
+{
+    char *h = b64url_encode_new((const unsigned char *)header, strlen(header));
+    char *p = b64url_encode_new((const unsigned char *)payload, strlen(payload));
+    size_t len = strlen(h) + strlen(p) + 2;
+    char *out = malloc(len);
+    assert_non_null(out);
+    snprintf(out, len, "%s.%s", h, p);
+    free(h);
+    free(p);
+    return out;
+}
+
 /* A JWS signing input the account-key policy accepts. */
 static char *jws_input_new(const char *alg, const char *payload)
 {
@@ -119,13 +133,7 @@ static char *jws_input_new(const char *alg, const char *payload)
              "{\"alg\":\"%s\",\"kid\":\"https://ca/acct/1\",\"nonce\":\"n\","
              "\"url\":\"https://ca/x\"}",
              alg);
-    char *h = b64url_encode_new((const unsigned char *)header, strlen(header));
-    char *p = b64url_encode_new((const unsigned char *)payload, strlen(payload));
-    char *out = malloc(strlen(h) + strlen(p) + 2);
-    sprintf(out, "%s.%s", h, p);
-    free(h);
-    free(p);
-    return out;
+    return signing_input_new(header, payload);
 }
 
 /* A revocation request's signing input, signed with the certificate key
@@ -140,13 +148,7 @@ static char *revocation_input_new(EVP_PKEY *pub, const char *payload)
              "{\"alg\":\"%s\",\"jwk\":%s,\"nonce\":\"n\",\"url\":\"https://ca/revoke\"}",
              acme_jws_alg_for_key(pub), jwk);
     free(jwk);
-    char *h = b64url_encode_new((const unsigned char *)header, strlen(header));
-    char *p = b64url_encode_new((const unsigned char *)payload, strlen(payload));
-    char *out = malloc(strlen(h) + strlen(p) + 2);
-    sprintf(out, "%s.%s", h, p);
-    free(h);
-    free(p);
-    return out;
+    return signing_input_new(header, payload);
 }
 
 /* Verifies a JWS-form signature (r||s for EC, raw for Ed25519). */
