@@ -8,6 +8,7 @@
 #include "ks_log.h"
 #include "ks_util.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,10 +43,34 @@ void acme_client_free(acme_client *c)
     free(c->new_nonce_url);
     free(c->new_account_url);
     free(c->new_order_url);
+    free(c->key_change_url);
+    free(c->revoke_cert_url);
+    free(c->renewal_info_url);
+    free(c->terms_of_service);
     free(c->kid);
     free(c->thumbprint);
     free(c->nonce);
     free(c);
+}
+
+/* meta: the terms of service and whether accounts need EAB. */
+static int read_meta(acme_client *c, json_object *dir, ks_err *err)
+{
+    json_object *meta = NULL, *eab = NULL;
+    if (!json_object_object_get_ex(dir, "meta", &meta) || meta == NULL)
+        return 0;
+    if (!json_object_is_type(meta, json_type_object))
+        return ks_fail(err, "%s: \"meta\" is not an object", c->directory_url);
+    if (acme_json_dup_string(meta, "termsOfService", 0, &c->terms_of_service, c->directory_url,
+                             err) < 0)
+        return -1;
+    if (json_object_object_get_ex(meta, "externalAccountRequired", &eab) && eab != NULL) {
+        if (!json_object_is_type(eab, json_type_boolean))
+            return ks_fail(err, "%s: meta.externalAccountRequired is not a boolean",
+                           c->directory_url);
+        c->eab_required = json_object_get_boolean(eab);
+    }
+    return 0;
 }
 
 static int read_directory(acme_client *c, json_object *dir, ks_err *err)
@@ -53,12 +78,17 @@ static int read_directory(acme_client *c, json_object *dir, ks_err *err)
     const char *url = c->directory_url;
     if (acme_json_dup_string(dir, "newNonce", 1, &c->new_nonce_url, url, err) < 0 ||
         acme_json_dup_string(dir, "newAccount", 1, &c->new_account_url, url, err) < 0 ||
-        acme_json_dup_string(dir, "newOrder", 1, &c->new_order_url, url, err) < 0)
+        acme_json_dup_string(dir, "newOrder", 1, &c->new_order_url, url, err) < 0 ||
+        acme_json_dup_string(dir, "keyChange", 0, &c->key_change_url, url, err) < 0 ||
+        acme_json_dup_string(dir, "revokeCert", 0, &c->revoke_cert_url, url, err) < 0 ||
+        acme_json_dup_string(dir, "renewalInfo", 0, &c->renewal_info_url, url, err) < 0 ||
+        read_meta(c, dir, err) < 0)
         return -1;
     /* Every resource URL must itself be https: the account key signs them. */
-    const char *urls[] = {c->new_nonce_url, c->new_account_url, c->new_order_url};
+    const char *urls[] = {c->new_nonce_url,   c->new_account_url, c->new_order_url,
+                          c->key_change_url,  c->revoke_cert_url, c->renewal_info_url};
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-        if (!acme_url_ok(urls[i]))
+        if (urls[i] != NULL && !acme_url_ok(urls[i]))
             return ks_fail(err, "%s: directory lists a resource that is not a plain https URL",
                            url);
     return 0;
@@ -112,66 +142,17 @@ const char *acme_client_account_url(const acme_client *c)
     return c->kid;
 }
 
-static char *new_account_payload(const char *const *emails, size_t n)
+int acme_client_has(const acme_client *c, const char *resource)
 {
-    json_object *req = json_object_new_object();
-    json_object *contact = json_object_new_array();
-    for (size_t i = 0; i < n; i++) {
-        char *mailto = ks_strdup_printf("mailto:%s", emails[i]);
-        if (mailto != NULL)
-            json_object_array_add(contact, json_object_new_string(mailto));
-        free(mailto);
-    }
-    json_object_object_add(req, "termsOfServiceAgreed", json_object_new_boolean(1));
-    if (n > 0)
-        json_object_object_add(req, "contact", contact);
-    else
-        json_object_put(contact);
-    char *out = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(req);
-    return out;
+    return strcmp(resource, "keyChange") == 0     ? c->key_change_url != NULL
+           : strcmp(resource, "revokeCert") == 0  ? c->revoke_cert_url != NULL
+           : strcmp(resource, "renewalInfo") == 0 ? c->renewal_info_url != NULL
+                                                  : 0;
 }
 
-int acme_account_register(acme_client *c, const char *const *emails, size_t n_emails,
-                          int *created, ks_err *err)
+int acme_client_eab_required(const acme_client *c)
 {
-    if (c->new_account_url == NULL)
-        return ks_fail(err, "the ACME directory has not been loaded");
-    char *payload = new_account_payload(emails, n_emails);
-    if (payload == NULL)
-        return ks_fail(err, "out of memory");
-    /* newAccount is always signed with the JWK, never a kid. */
-    char *saved_kid = c->kid;
-    c->kid = NULL;
-    acme_response resp;
-    int rc = acme_post(c, c->new_account_url, payload, NULL, ACME_MAX_BODY, &resp, err);
-    c->kid = saved_kid;
-    free(payload);
-    if (rc < 0)
-        return ks_failp(err, "registering the ACME account");
-    rc = -1;
-    if (resp.status != 200 && resp.status != 201) {
-        acme_fail_problem(&resp, "registering the ACME account", c->new_account_url, err);
-        goto out;
-    }
-    if (!acme_url_ok(resp.location)) {
-        ks_fail(err, "registering the ACME account: %s: no valid https Location in the response",
-                c->new_account_url);
-        goto out;
-    }
-    free(c->kid);
-    c->kid = strdup(resp.location);
-    if (c->kid == NULL) {
-        ks_fail(err, "out of memory");
-        goto out;
-    }
-    if (created)
-        *created = resp.status == 201;
-    rc = 0;
-out:
-    acme_response_clear(&resp);
-    return rc;
+    return c->eab_required;
 }
 
 char *acme_key_authorization_new(const acme_client *c, const char *token, ks_err *err)
@@ -190,4 +171,19 @@ char *acme_key_authorization_new(const acme_client *c, const char *token, ks_err
     if (ka == NULL)
         ks_fail(err, "out of memory");
     return ka;
+}
+
+char *acme_dns01_value_new(const char *key_authorization, ks_err *err)
+{
+    unsigned char digest[32];
+    unsigned int len = 0;
+    if (EVP_Digest(key_authorization, strlen(key_authorization), digest, &len, EVP_sha256(),
+                   NULL) != 1) {
+        ks_fail_openssl(err, "dns-01 record value");
+        return NULL;
+    }
+    char *out = b64url_encode_new(digest, len);
+    if (out == NULL)
+        ks_fail(err, "out of memory");
+    return out;
 }

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -62,6 +63,7 @@ void acme_response_clear(acme_response *r)
     free(r->location);
     free(r->replay_nonce);
     free(r->retry_after);
+    free(r->link);
     memset(r, 0, sizeof(*r));
 }
 
@@ -89,6 +91,38 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* A POST body, handed to curl by a read callback rather than as
+ * CURLOPT_POSTFIELDS so that a resend is noticed: when a reused connection
+ * dies before any answer, libcurl rewinds the body and sends the request
+ * again on a new connection, on its own. */
+struct body_source {
+    const char *data;
+    size_t len;
+    size_t off;
+    int resent; /* the body was rewound after (some of) it had gone out */
+};
+
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct body_source *s = userdata;
+    size_t room = size * nitems, left = s->len - s->off;
+    size_t n = left < room ? left : room;
+    memcpy(buf, s->data + s->off, n);
+    s->off += n;
+    return n;
+}
+
+static int on_seek(void *userdata, curl_off_t offset, int origin)
+{
+    struct body_source *s = userdata;
+    if (offset != 0 || origin != SEEK_SET)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (s->off > 0)
+        s->resent = 1;
+    s->off = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
 static char *trimmed_dup(const char *start, const char *end)
 {
     while (start < end && isspace((unsigned char)*start))
@@ -96,6 +130,31 @@ static char *trimmed_dup(const char *start, const char *end)
     while (end > start && isspace((unsigned char)end[-1]))
         end--;
     return strndup(start, (size_t)(end - start));
+}
+
+/* Several Link headers are one list (RFC 9110 5.3): joined with ", ".  A
+ * hostile server cannot make the list grow without bound. */
+static void append_link(acme_response *r, const char *start, const char *end)
+{
+    char *value = trimmed_dup(start, end);
+    if (value == NULL || value[0] == '\0') {
+        free(value);
+        return;
+    }
+    size_t old = r->link ? strlen(r->link) : 0;
+    if (old + strlen(value) > ACME_MAX_LINKS_LEN) {
+        free(value);
+        return;
+    }
+    char *joined = malloc(old + strlen(value) + 3);
+    if (joined != NULL)
+        snprintf(joined, old + strlen(value) + 3, "%s%s%s", r->link ? r->link : "",
+                 old ? ", " : "", value);
+    free(value);
+    if (joined != NULL) {
+        free(r->link);
+        r->link = joined;
+    }
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
@@ -132,6 +191,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     if (slot != NULL) {
         free(*slot);
         *slot = trimmed_dup(v, end);
+    } else if (name_len == 4 && strncasecmp(buf, "Link", 4) == 0) {
+        append_link(r, v, end);
     }
     return n;
 }
@@ -155,8 +216,8 @@ static int classify_curl_error(CURLcode rc)
     }
 }
 
-static void setup_handle(acme_http *h, const char *method, const char *url, const char *body,
-                         struct curl_slist *headers)
+static void setup_handle(acme_http *h, const char *method, const char *url,
+                         struct body_source *body, struct curl_slist *headers)
 {
     CURL *c = h->curl;
     curl_easy_reset(c);
@@ -176,8 +237,11 @@ static void setup_handle(acme_http *h, const char *method, const char *url, cons
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, body);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
     } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
@@ -187,6 +251,7 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
                       const char *accept, size_t max_body, acme_response *resp, ks_err *err)
 {
     struct body_sink sink = {.max = max_body};
+    struct body_source source = {.data = body ? body : "", .len = body ? strlen(body) : 0};
     struct curl_slist *headers = NULL;
     char accept_hdr[128];
     char curl_detail[CURL_ERROR_SIZE] = "";
@@ -200,7 +265,7 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
     /* No "Expect: 100-continue" round trip for our small bodies. */
     headers = curl_slist_append(headers, "Expect:");
 
-    setup_handle(h, method, url, body, headers);
+    setup_handle(h, method, url, &source, headers);
     curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -224,6 +289,24 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
         if (result == ACME_HTTP_TRANSIENT &&
             curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent == 0)
             result = ACME_HTTP_NOT_SENT;
+    }
+    /* libcurl sent the request a second time after the connection failed.
+     * A CA that acted on the first copy must refuse the replayed nonce, so
+     * an answer means the first copy was not acted on; an error may only be
+     * that refusal (badNonce): the request may have reached the server, and
+     * retrying it as if it had not would repeat it. */
+    long resent_status = 0;
+    if (result == ACME_HTTP_OK && source.resent) {
+        curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resent_status);
+        if (resent_status >= 400 || resent_status == 0) {
+            ks_fail(err, "%s %s: the connection failed after the request was sent, and "
+                         "libcurl's own resend got HTTP %ld",
+                    method, url, resent_status);
+            result = ACME_HTTP_TRANSIENT;
+        } else {
+            ks_debug("%s %s: the connection failed; libcurl sent the request again", method,
+                     url);
+        }
     }
     if (result != ACME_HTTP_OK) {
         free(sink.data);

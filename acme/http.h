@@ -14,6 +14,8 @@
 
 #define ACME_MAX_BODY (1024 * 1024)
 #define ACME_MAX_CERT_BODY (4 * 1024 * 1024)
+/* Link headers kept per response, in bytes (the rest is dropped). */
+#define ACME_MAX_LINKS_LEN (64 * 1024)
 
 typedef struct acme_http acme_http;
 
@@ -32,6 +34,7 @@ typedef struct acme_response {
     char *location;
     char *replay_nonce;
     char *retry_after;
+    char *link; /* every Link header, joined with ", " (RFC 9110 5.3) */
 } acme_response;
 
 /* Kinds of failure below HTTP, so that the retry policy can decide. */

@@ -16,6 +16,11 @@ struct acme_client {
     char *new_nonce_url;
     char *new_account_url;
     char *new_order_url;
+    char *key_change_url;   /* optional resources: NULL when the CA lacks them */
+    char *revoke_cert_url;
+    char *renewal_info_url;
+    char *terms_of_service; /* meta.termsOfService */
+    int eab_required;       /* meta.externalAccountRequired */
     /* Account. */
     acme_signer signer;
     int have_signer;
@@ -44,6 +49,20 @@ int acme_get(acme_client *c, const char *url, const char *accept, size_t max_bod
  * acme_fail_problem().  On -1, *resp is empty (safe to clear). */
 int acme_post(acme_client *c, const char *url, const char *payload, const char *accept,
               size_t max_body, acme_response *resp, ks_err *err);
+
+/* The same, signed by `signer` with `kid` (NULL: the signer's JWK in the
+ * header): newAccount, and revocation by the certificate's own key. */
+int acme_post_signed(acme_client *c, const acme_signer *signer, const char *kid,
+                     const char *url, const char *payload, const char *accept, size_t max_body,
+                     acme_response *resp, ks_err *err);
+
+/* 1 when the response is a problem document of type
+ * urn:ietf:params:acme:error:<name>. */
+int acme_problem_is(const acme_response *resp, const char *name);
+
+/* The plain JSON text of an object as requests carry it (caller frees), or
+ * NULL. */
+char *acme_json_text_new(json_object *obj);
 
 /* Fills err with "<what>: <url>: HTTP <status>: <type>: <detail>" from a
  * problem document (escaped), or the status alone; returns -1. */

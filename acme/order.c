@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include "b64.h"
+#include "link.h"
 #include "ks_log.h"
 #include "ks_util.h"
 
@@ -90,7 +91,7 @@ static int read_order(acme_order *o, json_object *obj, const char *url, ks_err *
     return 0;
 }
 
-static char *new_order_payload(const char *const *names, size_t n)
+static char *new_order_payload(const char *const *names, size_t n, const char *replaces)
 {
     json_object *req = json_object_new_object();
     json_object *ids = json_object_new_array();
@@ -101,8 +102,9 @@ static char *new_order_payload(const char *const *names, size_t n)
         json_object_array_add(ids, id);
     }
     json_object_object_add(req, "identifiers", ids);
-    char *out = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
-                                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (replaces != NULL)
+        json_object_object_add(req, "replaces", json_object_new_string(replaces));
+    char *out = acme_json_text_new(req);
     json_object_put(req);
     return out;
 }
@@ -121,13 +123,14 @@ static int take_order_response(acme_response *resp, acme_order *o, const char *u
     return rc < 0 ? ks_failp(err, "%s", what) : 0;
 }
 
-int acme_order_new(acme_client *c, const char *const *names, size_t n_names, acme_order *out,
-                   ks_err *err)
+int acme_order_new(acme_client *c, const char *const *names, size_t n_names,
+                   const char *replaces, acme_order *out, ks_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (c->new_order_url == NULL)
         return ks_fail(err, "the ACME directory has not been loaded");
-    char *payload = new_order_payload(names, n_names);
+    char *payload =
+        new_order_payload(names, n_names, c->renewal_info_url != NULL ? replaces : NULL);
     if (payload == NULL)
         return ks_fail(err, "out of memory");
     acme_response resp;
@@ -390,7 +393,9 @@ int acme_order_finalize(acme_client *c, acme_order *o, const unsigned char *csr_
     return 0;
 }
 
-int acme_certificate_fetch(acme_client *c, const char *url, char **pem, ks_err *err)
+/* One chain download; *links gets its Link header (caller frees; may be
+ * NULL). */
+static int fetch_chain(acme_client *c, const char *url, char **pem, char **links, ks_err *err)
 {
     acme_response resp;
     *pem = NULL;
@@ -411,8 +416,53 @@ int acme_certificate_fetch(acme_client *c, const char *url, char **pem, ks_err *
     }
     *pem = resp.body;
     resp.body = NULL;
+    if (links != NULL) {
+        *links = resp.link;
+        resp.link = NULL;
+    }
     rc = 0;
 out:
     acme_response_clear(&resp);
     return rc;
+}
+
+int acme_certificate_fetch(acme_client *c, const char *url, char **pem, ks_err *err)
+{
+    return fetch_chain(c, url, pem, NULL, err);
+}
+
+void acme_chains_free(char **pems, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(pems[i]);
+    free(pems);
+}
+
+int acme_certificate_fetch_all(acme_client *c, const char *url, char ***pems, size_t *n,
+                               ks_err *err)
+{
+    char *links = NULL, **alternates = NULL;
+    *n = 0;
+    *pems = calloc(ACME_MAX_CHAINS, sizeof(**pems));
+    if (*pems == NULL)
+        return ks_fail(err, "out of memory");
+    if (fetch_chain(c, url, &(*pems)[0], &links, err) < 0) {
+        acme_chains_free(*pems, 0);
+        *pems = NULL;
+        return -1;
+    }
+    *n = 1;
+    int found = acme_links_find(links, "alternate", ACME_MAX_CHAINS - 1, &alternates);
+    if (found < 0)
+        ks_warn("%s: malformed Link header; only the default chain is used", url);
+    for (int i = 0; i < found; i++) {
+        ks_err alt_err;
+        if (fetch_chain(c, alternates[i], &(*pems)[*n], NULL, &alt_err) == 0)
+            (*n)++;
+        else
+            ks_warn("alternate chain skipped: %s", alt_err.msg);
+    }
+    acme_links_free(alternates, found > 0 ? (size_t)found : 0);
+    free(links);
+    return (int)*n;
 }

@@ -99,6 +99,14 @@ static int problem_is(const char *type, const char *name)
            strcmp(type + sizeof(prefix) - 1, name) == 0;
 }
 
+int acme_problem_is(const acme_response *resp, const char *name)
+{
+    char *type = problem_type_new(resp);
+    int is = problem_is(type, name);
+    free(type);
+    return is;
+}
+
 static void take_nonce(acme_client *c, acme_response *resp)
 {
     if (resp->replay_nonce == NULL || *resp->replay_nonce == '\0')
@@ -242,14 +250,15 @@ static int fetch_nonce(acme_client *c, retry_budget *b, ks_err *err)
 }
 
 /* One signed POST with whatever nonce we hold; the nonce is consumed. */
-static int post_once(acme_client *c, const char *url, const char *payload, const char *accept,
-                     size_t max_body, acme_response *resp, retry_budget *b, ks_err *err)
+static int post_once(acme_client *c, const acme_signer *signer, const char *kid, const char *url,
+                     const char *payload, const char *accept, size_t max_body,
+                     acme_response *resp, retry_budget *b, ks_err *err)
 {
     if (c->nonce == NULL && fetch_nonce(c, b, err) < 0)
         return ACME_HTTP_FATAL;
     char *nonce = c->nonce;
     c->nonce = NULL;
-    char *body = acme_jws_new(&c->signer, c->kid, nonce, url, payload, err);
+    char *body = acme_jws_new(signer, kid, nonce, url, payload, err);
     free(nonce);
     if (body == NULL)
         return ACME_HTTP_FATAL;
@@ -264,6 +273,14 @@ int acme_post(acme_client *c, const char *url, const char *payload, const char *
     memset(resp, 0, sizeof(*resp));
     if (!c->have_signer)
         return ks_fail(err, "POST %s: no account key set", url);
+    return acme_post_signed(c, &c->signer, c->kid, url, payload, accept, max_body, resp, err);
+}
+
+int acme_post_signed(acme_client *c, const acme_signer *signer, const char *kid,
+                     const char *url, const char *payload, const char *accept, size_t max_body,
+                     acme_response *resp, ks_err *err)
+{
+    memset(resp, 0, sizeof(*resp));
     /* POST-as-GET reads; a POST with a payload may change state at the CA. */
     int idempotent = payload == NULL;
     retry_budget b;
@@ -271,7 +288,7 @@ int acme_post(acme_client *c, const char *url, const char *payload, const char *
     for (;;) {
         char why[KS_ERR_MAX];
         long long server_wait;
-        int rc = post_once(c, url, payload, accept, max_body, resp, &b, err);
+        int rc = post_once(c, signer, kid, url, payload, accept, max_body, resp, &b, err);
         enum attempt a = classify(c, rc, resp, idempotent, &b, &server_wait, why, sizeof(why),
                                   err);
         if (a == ATTEMPT_DONE)
@@ -370,6 +387,13 @@ int acme_fail_problem(const acme_response *resp, const char *what, const char *u
     }
     json_object_put(obj);
     return -1;
+}
+
+char *acme_json_text_new(json_object *obj)
+{
+    const char *text =
+        json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return text ? strdup(text) : NULL;
 }
 
 json_object *acme_parse_json(const acme_response *resp, const char *url, ks_err *err)

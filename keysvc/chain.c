@@ -17,6 +17,7 @@ void ks_chain_clear(ks_chain *c)
     free(c->leaf_pem);
     free(c->chain_pem);
     free(c->serial);
+    free(c->top_issuer_cn);
     memset(c, 0, sizeof(*c));
 }
 
@@ -110,6 +111,36 @@ static int next_certificate(BIO *in, X509 **x, ks_err *err)
     return rc;
 }
 
+/* The commonName of an X.509 name, newly allocated ("" when it has none). */
+static char *common_name_new(const X509_NAME *name)
+{
+    char buf[256] = "";
+    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    const ASN1_STRING *s = idx < 0 ? NULL
+                                   : X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    unsigned char *utf8 = NULL;
+    int len = s ? ASN1_STRING_to_UTF8(&utf8, s) : -1;
+    if (len > 0) {
+        size_t n = (size_t)len < sizeof(buf) - 1 ? (size_t)len : sizeof(buf) - 1;
+        memcpy(buf, utf8, n);
+        buf[n] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return strdup(buf);
+}
+
+/* Records the topmost certificate's issuer and subject common names. */
+static int note_top(X509 *x, char **issuer_cn, char **subject_cn)
+{
+    free(*issuer_cn);
+    *issuer_cn = common_name_new(X509_get_issuer_name(x));
+    if (subject_cn != NULL) {
+        free(*subject_cn);
+        *subject_cn = common_name_new(X509_get_subject_name(x));
+    }
+    return *issuer_cn != NULL && (subject_cn == NULL || *subject_cn != NULL) ? 0 : -1;
+}
+
 int ks_chain_parse(const char *pem, ks_chain *out, ks_err *err)
 {
     memset(out, 0, sizeof(*out));
@@ -121,6 +152,7 @@ int ks_chain_parse(const char *pem, ks_chain *out, ks_err *err)
         int ok = count == 0 ? read_leaf_facts(x, out, err) == 0 &&
                                   (out->leaf_pem = cert_pem_new(x)) != NULL
                             : append_pem(&out->chain_pem, x) == 0;
+        ok = ok && note_top(x, &out->top_issuer_cn, NULL) == 0;
         X509_free(x);
         if (!ok)
             goto out;
@@ -140,6 +172,70 @@ out:
     if (rc < 0)
         ks_chain_clear(out);
     return rc;
+}
+
+/* Whether the chain's topmost certificate was issued by, or is, `cn`. */
+static int chain_tops_out_at(const char *pem, const char *cn, ks_err *err)
+{
+    BIO *in = BIO_new_mem_buf(pem, -1);
+    char *issuer = NULL, *subject = NULL;
+    int got = 0, count = 0, rc = -1;
+    X509 *x;
+    while (in && (got = next_certificate(in, &x, err)) == 1) {
+        int ok = note_top(x, &issuer, &subject) == 0;
+        X509_free(x);
+        if (!ok)
+            goto out;
+        count++;
+    }
+    if (in != NULL && got == 0 && count > 0)
+        rc = strcmp(issuer, cn) == 0 || strcmp(subject, cn) == 0;
+    else if (in != NULL && got == 0)
+        ks_fail(err, "the chain holds no certificate");
+out:
+    BIO_free(in);
+    free(issuer);
+    free(subject);
+    return rc;
+}
+
+int ks_chain_pick(char *const *pems, size_t n, const char *preferred, ks_err *err)
+{
+    int first_good = -1;
+    for (size_t i = 0; i < n; i++) {
+        ks_err why;
+        int match = chain_tops_out_at(pems[i], preferred ? preferred : "", &why);
+        if (match < 0) {
+            ks_warn("chain %zu from the CA is unusable: %s", i + 1, why.msg);
+            continue;
+        }
+        if (first_good < 0)
+            first_good = (int)i;
+        if (preferred == NULL || match == 1)
+            return (int)i;
+    }
+    if (first_good < 0)
+        return ks_fail(err, "none of the %zu chains from the CA is usable", n);
+    ks_warn("no chain from the CA tops out at \"%s\" (preferred_chain); keeping the default",
+            preferred);
+    return first_good;
+}
+
+int ks_chain_leaf_der(const char *pem, unsigned char **der, size_t *len, ks_err *err)
+{
+    BIO *in = BIO_new_mem_buf(pem, -1);
+    X509 *x = NULL;
+    *der = NULL;
+    int got = in ? next_certificate(in, &x, err) : -1;
+    BIO_free(in);
+    if (got != 1)
+        return got == 0 ? ks_fail(err, "no certificate in the stored PEM") : -1;
+    int n = i2d_X509(x, der);
+    X509_free(x);
+    if (n <= 0)
+        return ks_fail_openssl(err, "encoding a certificate");
+    *len = (size_t)n;
+    return 0;
 }
 
 static int dns_name_is(const GENERAL_NAME *g, const char *name)

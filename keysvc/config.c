@@ -92,6 +92,19 @@ int expect_object(cfgp *p, json_object *v, const char *path)
 }
 
 /* Absent: *dst keeps its default.  null: *dst becomes NULL when nullable. */
+int opt_bool(cfgp *p, json_object *obj, const char *path, const char *key, int *dst)
+{
+    json_object *v = NULL;
+    char cpath[512];
+    if (!json_object_object_get_ex(obj, key, &v))
+        return 0;
+    child_path(cpath, sizeof(cpath), path, key);
+    if (!json_object_is_type(v, json_type_boolean))
+        return cfail(p, cpath, "expected true or false, got %s", type_name(v));
+    *dst = json_object_get_boolean(v);
+    return 0;
+}
+
 int opt_string(cfgp *p, json_object *obj, const char *path, const char *key, int nullable,
                       char **dst)
 {
@@ -257,7 +270,8 @@ int parse_key_types(cfgp *p, json_object *v, const char *path, ks_key_type *type
     return 0;
 }
 
-static const char *const account_keys[] = {"email", "key_type", "key_size", "key_curve", NULL};
+static const char *const account_keys[] = {"email",   "key_type",     "key_size", "key_curve",
+                                           "eab_kid", "eab_hmac_key", NULL};
 
 static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
 {
@@ -266,7 +280,8 @@ static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
     check_keys(p, acct, "account", account_keys, NULL);
     if (opt_string(p, acct, "account", "email", 1, &cfg->account_email) < 0 ||
         parse_curve(p, acct, "account", "key_curve", &cfg->account_key_curve) < 0 ||
-        parse_rsa_size(p, acct, "account", "key_size", &cfg->account_key_size) < 0)
+        parse_rsa_size(p, acct, "account", "key_size", &cfg->account_key_size) < 0 ||
+        parse_eab(p, acct, "account", &cfg->account_eab_kid, &cfg->account_eab_hmac_key) < 0)
         return -1;
     json_object *kt = NULL;
     if (json_object_object_get_ex(acct, "key_type", &kt)) {
@@ -284,15 +299,15 @@ static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
     return 0;
 }
 
-static const char *const settings_keys[] = {"acme_directory_url", "acme_ca_file",
-                                            "acme_max_retry_wait", "key_size", "key_curve",
-                                            "key_types", "renewal_days", NULL};
+static const char *const settings_keys[] = {
+    "acme_directory_url", "acme_ca_file", "acme_max_retry_wait", "key_size", "key_curve",
+    "key_types", "renewal_days", "max_domains_per_order", "preferred_chain", "ari", NULL};
 static const char *const settings_acmebot[] = {
     "follower_mode", "slave_mode", "log_level", "color_output", "key_cipher", "key_passphrase",
     "key_provided", "dhparam_size", "ecparam_curve", "file_user", "file_group", "log_user",
     "log_group", "warning_exit_code", "hpkp_days", "pin_subdomains", "hpkp_report_uri",
     "ocsp_must_staple", "ocsp_responder_urls", "ct_submit_logs", "expiration_days",
-    "auto_rollover", "max_dns_lookup_attempts", "dns_lookup_delay", "max_domains_per_order",
+    "auto_rollover", "max_dns_lookup_attempts", "dns_lookup_delay",
     "max_authorization_attempts", "authorization_delay", "cert_poll_time",
     "max_ocsp_verify_attempts", "ocsp_verify_retry_delay", "min_run_delay", "max_run_delay",
     "acme_directory_verify_ssl", "reload_zone_command", "nsupdate_command",
@@ -304,13 +319,18 @@ static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
         return -1;
     check_keys(p, s, "settings", settings_keys, settings_acmebot);
     long renewal = cfg->renewal_days, retry_wait = cfg->acme_max_retry_wait;
+    long max_domains = cfg->max_domains_per_order;
     if (opt_string(p, s, "settings", "acme_directory_url", 0, &cfg->acme_directory_url) < 0 ||
         opt_string(p, s, "settings", "acme_ca_file", 1, &cfg->acme_ca_file) < 0 ||
         parse_rsa_size(p, s, "settings", "key_size", &cfg->key_size) < 0 ||
         parse_curve(p, s, "settings", "key_curve", &cfg->key_curve) < 0 ||
         opt_int(p, s, "settings", "renewal_days", 0, 3650, NULL, &renewal) < 0 ||
-        opt_int(p, s, "settings", "acme_max_retry_wait", 0, 86400, NULL, &retry_wait) < 0)
+        opt_int(p, s, "settings", "acme_max_retry_wait", 0, 86400, NULL, &retry_wait) < 0 ||
+        opt_int(p, s, "settings", "max_domains_per_order", 1, 1000, NULL, &max_domains) < 0 ||
+        opt_string(p, s, "settings", "preferred_chain", 1, &cfg->preferred_chain) < 0 ||
+        opt_bool(p, s, "settings", "ari", &cfg->ari) < 0)
         return -1;
+    cfg->max_domains_per_order = (int)max_domains;
     cfg->renewal_days = (int)renewal;
     cfg->acme_max_retry_wait = (int)retry_wait;
     json_object *kt = NULL;
@@ -487,6 +507,9 @@ static int set_defaults(ks_config *cfg)
     cfg->key_curve = NID_secp384r1;
     cfg->renewal_days = 30;
     cfg->acme_max_retry_wait = 120;
+    cfg->max_domains_per_order = 100;
+    cfg->ari = 1;
+    cfg->dns_hook_timeout = 300;
     cfg->dir_certificate = strdup("/etc/ssl/certs");
     cfg->dir_chain = strdup("/etc/ssl/certs");
     cfg->dir_private_key = strdup("/etc/ssl/private");
@@ -508,7 +531,7 @@ static int set_defaults(ks_config *cfg)
 static const char *const top_keys[] = {
     "account",         "settings", "directories", "file_names", "key_type_suffixes",
     "certificates",    "private_keys", "http_challenges", "hsm", "database",
-    "tenants",         "signer",   NULL};
+    "tenants",         "signer",   "tls_alpn_challenges", "dns_hooks", NULL};
 static const char *const top_acmebot[] = {"services",     "authorizations", "zone_update_keys",
                                           "hpkp_headers", "ct_logs",        "hooks",
                                           "verify",       "tlsa_records",   NULL};
@@ -603,6 +626,9 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
          parse_suffixes(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "http_challenges", &v) &&
          parse_http_challenges(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "tls_alpn_challenges", &v) &&
+         parse_tls_alpn_challenges(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "dns_hooks", &v) && parse_dns_hooks(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "database", &v) && parse_database(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "signer", &v) && parse_signer(p, cfg, v) < 0))
         return -1;
@@ -730,7 +756,9 @@ void ks_config_free(ks_config *cfg)
                         &cfg->hsm_token,      &cfg->hsm_token_serial, &cfg->hsm_pin_env,
                         &cfg->hsm_pin_file,   &cfg->hsm_server_pin_source,
                         &cfg->database_url,   &cfg->database_run_as, &cfg->dir_previous_key,
-                        &cfg->signer_socket,  &cfg->signer_socket_group, &cfg->signer_user};
+                        &cfg->signer_socket,  &cfg->signer_socket_group, &cfg->signer_user,
+                        &cfg->account_eab_kid, &cfg->account_eab_hmac_key, &cfg->preferred_chain,
+                        &cfg->dns_auth_hook, &cfg->dns_cleanup_hook};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         free(*strings[i]);
     for (size_t i = 0; i < cfg->n_http_challenges; i++) {
@@ -738,6 +766,7 @@ void ks_config_free(ks_config *cfg)
         free(cfg->http_challenges[i].directory);
     }
     free(cfg->http_challenges);
+    free_challenges(cfg);
     free_keys_and_certificates(cfg);
     free(cfg);
 }

@@ -35,6 +35,8 @@ typedef struct ks_tenant_config {
     char *pin_env;      /* exactly one of pin_env / pin_file */
     char *pin_file;
     char *email;        /* account contact; NULL: account.email */
+    char *eab_kid;      /* external account binding; NULL: account's */
+    char *eab_hmac_key;
 } ks_tenant_config;
 
 /* A private key name: a certificate's own (acmebot's "certificates") or a
@@ -59,6 +61,22 @@ typedef struct ks_cert_config {
     size_t n_key_types;
 } ks_cert_config;
 
+/* A name validated by tls-alpn-01: the address the built-in responder
+ * listens on for it. */
+typedef struct ks_tls_alpn_challenge {
+    char *fqdn;
+    char *address; /* an IP address literal */
+    int port;
+} ks_tls_alpn_challenge;
+
+/* How a name is validated. */
+typedef enum ks_challenge_kind {
+    KS_CHALLENGE_NONE = 0, /* no method is configured for it */
+    KS_CHALLENGE_HTTP01,
+    KS_CHALLENGE_TLSALPN01,
+    KS_CHALLENGE_DNS01,
+} ks_challenge_kind;
+
 typedef struct ks_http_challenge {
     char *fqdn;
     char *directory; /* NULL: null in the config (dns-01 forced) */
@@ -69,6 +87,8 @@ typedef struct ks_config {
     char *base_dir; /* its directory */
 
     char *account_email;       /* may be NULL */
+    char *account_eab_kid;     /* external account binding (both or neither) */
+    char *account_eab_hmac_key;
     ks_key_type account_key_type;
     unsigned account_key_size; /* RSA account keys */
     int account_key_curve;     /* NID, EC account keys */
@@ -79,6 +99,9 @@ typedef struct ks_config {
     int key_curve;      /* NID; 0: ECDSA disabled */
     int renewal_days;
     int acme_max_retry_wait; /* seconds spent retrying one ACME request */
+    int max_domains_per_order; /* names authorized per order (acmebot) */
+    char *preferred_chain;     /* CN of the topmost issuer of the chain to use */
+    int ari;                   /* follow the CA's renewalInfo when it has one */
 
     /* Output directories; NULL turns the output off. */
     char *dir_certificate;
@@ -93,6 +116,14 @@ typedef struct ks_config {
 
     ks_http_challenge *http_challenges;
     size_t n_http_challenges;
+
+    /* keysvc: names validated by tls-alpn-01 through the built-in
+     * responder, and dns-01 through hooks (certbot's manual hooks). */
+    ks_tls_alpn_challenge *tls_alpn_challenges;
+    size_t n_tls_alpn_challenges;
+    char *dns_auth_hook;
+    char *dns_cleanup_hook;
+    int dns_hook_timeout; /* seconds per hook run */
 
     ks_cert_config *certs;
     size_t n_certs;
@@ -133,6 +164,14 @@ void ks_config_free(ks_config *cfg);
 
 /* The tenant index of a name, or -1. */
 int ks_config_tenant_index(const ks_config *cfg, const char *name);
+
+/* How a name (possibly "*.x") is validated: tls-alpn-01 when it is in
+ * tls_alpn_challenges, http-01 when it has a webroot, otherwise dns-01
+ * when dns_hooks are configured (wildcards always), else NONE. */
+ks_challenge_kind ks_config_challenge(const ks_config *cfg, const char *name);
+
+/* The tls-alpn-01 listening address of a name, or NULL. */
+const ks_tls_alpn_challenge *ks_config_tls_alpn(const ks_config *cfg, const char *fqdn);
 
 /* The http-01 webroot for a name, or NULL when none is configured. */
 const char *ks_config_webroot(const ks_config *cfg, const char *fqdn);

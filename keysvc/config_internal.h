@@ -1,6 +1,7 @@
 /*
- * Internals shared by config.c (loading, accessors, simple sections) and
- * config_keys.c (tenants, certificates, private keys).
+ * Internals shared by config.c (loading, accessors, simple sections),
+ * config_keys.c (tenants, certificates, private keys) and
+ * config_challenges.c (validation methods, EAB).
  */
 #ifndef KEYSVC_CONFIG_INTERNAL_H
 #define KEYSVC_CONFIG_INTERNAL_H
@@ -35,6 +36,7 @@ int expect_object(cfgp *p, json_object *v, const char *path);
 /* Absent: *dst keeps its default.  null: *dst becomes NULL when nullable. */
 int opt_string(cfgp *p, json_object *obj, const char *path, const char *key, int nullable,
                char **dst);
+int opt_bool(cfgp *p, json_object *obj, const char *path, const char *key, int *dst);
 int opt_int(cfgp *p, json_object *obj, const char *path, const char *key, long min, long max,
             int *null_seen, long *dst);
 int resolve_dir(cfgp *p, char **dir);
@@ -55,5 +57,11 @@ int parse_tenants(cfgp *p, ks_config *cfg, json_object *tenants);
 int parse_keys_and_certificates(cfgp *p, ks_config *cfg, json_object *certificates,
                                 json_object *private_keys);
 void free_keys_and_certificates(ks_config *cfg);
+
+/* config_challenges.c: tls_alpn_challenges, dns_hooks, EAB members. */
+int parse_tls_alpn_challenges(cfgp *p, ks_config *cfg, json_object *obj);
+int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj);
+int parse_eab(cfgp *p, json_object *obj, const char *path, char **kid, char **hmac_key);
+void free_challenges(ks_config *cfg);
 
 #endif

@@ -64,8 +64,8 @@ static int valid_name(const char *name)
 
 /* ------------------------------------------------------------- tenants */
 
-static const char *const tenant_keys[] = {"token", "token_serial", "pin_env", "pin_file", "email",
-                                          NULL};
+static const char *const tenant_keys[] = {"token",   "token_serial", "pin_env", "pin_file",
+                                          "email",   "eab_kid",      "eab_hmac_key", NULL};
 
 static int parse_tenant(cfgp *p, ks_tenant_config *t, const char *name, json_object *obj)
 {
@@ -83,7 +83,8 @@ static int parse_tenant(cfgp *p, ks_tenant_config *t, const char *name, json_obj
         opt_string(p, obj, path, "token_serial", 0, &t->token_serial) < 0 ||
         opt_string(p, obj, path, "pin_env", 0, &t->pin_env) < 0 ||
         opt_string(p, obj, path, "pin_file", 0, &t->pin_file) < 0 ||
-        opt_string(p, obj, path, "email", 0, &t->email) < 0)
+        opt_string(p, obj, path, "email", 0, &t->email) < 0 ||
+        parse_eab(p, obj, path, &t->eab_kid, &t->eab_hmac_key) < 0)
         return -1;
     if (t->token == NULL && t->token_serial == NULL)
         return cfail(p, path, "name the tenant's token (\"token\" or \"token_serial\")");
@@ -497,6 +498,8 @@ void free_keys_and_certificates(ks_config *cfg)
         free(t->pin_env);
         free(t->pin_file);
         free(t->email);
+        free(t->eab_kid);
+        free(t->eab_hmac_key);
     }
     free(cfg->tenants);
 }

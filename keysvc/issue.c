@@ -1,13 +1,13 @@
 /*
- * Issuing one certificate for one key type: order, authorizations (http-01
- * through webroots), then the key (generated only once the CA has validated
+ * Issuing one certificate for one key type: order, authorizations (each
+ * name by its configured challenge, see challenge.c), then the key (generated only once the CA has validated
  * the names, so a refused order costs no key), CSR signed in the token,
  * finalize, download, checks, then the database and the files.  The orders
  * table records each attempt, its URL, key and outcome.
  */
 #include "chain.h"
 #include "csr.h"
-#include "http01.h"
+#include "challenge.h"
 #include "keys.h"
 #include "ks_log.h"
 #include "ks_util.h"
@@ -15,12 +15,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* One published http-01 answer, remembered so that it is always removed. */
-typedef struct published {
-    const char *dir;
-    char *token;
-} published;
 
 typedef struct issue_ctx {
     ks_run *run;
@@ -33,9 +27,8 @@ typedef struct issue_ctx {
     acme_order order;
     acme_authz *authz;
     size_t n_authz; /* the order's list may change when the order is refreshed */
+    const char *replaces; /* ARI identifier of the certificate this renews, or NULL */
     int certificate_stored; /* the certificate row is committed */
-    published *published;
-    size_t n_published;
 } issue_ctx;
 
 static int csr_sign(void *ctx, int md_nid, const unsigned char *tbs, size_t len,
@@ -83,56 +76,6 @@ static int record_order(issue_ctx *ic, ks_err *err)
     return store_order_insert(ic->run->db, o, err);
 }
 
-static int remember_published(issue_ctx *ic, const char *dir, const char *token)
-{
-    published *grown = realloc(ic->published, (ic->n_published + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return -1;
-    ic->published = grown;
-    ic->published[ic->n_published].dir = dir;
-    ic->published[ic->n_published].token = strdup(token);
-    if (ic->published[ic->n_published].token == NULL)
-        return -1;
-    ic->n_published++;
-    return 0;
-}
-
-/* Publishes the key authorization for one pending authorization and tells
- * the CA to check it. */
-static int start_http01(issue_ctx *ic, acme_authz *a, ks_err *err)
-{
-    const acme_challenge *ch = acme_authz_challenge(a, "http-01");
-    const char *dir = ks_config_webroot(ic->run->cfg, a->identifier);
-    if (dir == NULL)
-        return ks_fail(err, "%s: no http_challenges directory is configured for this name",
-                       a->identifier);
-    if (ch == NULL || ch->token == NULL)
-        return ks_fail(err, "%s: the CA offers no http-01 challenge", a->identifier);
-    char *ka = acme_key_authorization_new(ic->run->acme, ch->token, err);
-    if (ka == NULL)
-        return ks_failp(err, "%s", a->identifier);
-    int rc = http01_webroot_publish(dir, ch->token, ka, err);
-    free(ka);
-    if (rc < 0 || remember_published(ic, dir, ch->token) < 0)
-        return rc < 0 ? ks_failp(err, "%s", a->identifier) : ks_fail(err, "out of memory");
-    ks_debug("%s: http-01 answer %s published in %s", a->identifier, ch->token, dir);
-    return acme_challenge_respond(ic->run->acme, ch, err) < 0 ? ks_failp(err, "%s", a->identifier)
-                                                               : 0;
-}
-
-static void remove_published(issue_ctx *ic)
-{
-    for (size_t i = 0; i < ic->n_published; i++) {
-        ks_err err;
-        if (http01_webroot_remove(ic->published[i].dir, ic->published[i].token, &err) < 0)
-            ks_warn("%s", err.msg);
-        free(ic->published[i].token);
-    }
-    free(ic->published);
-    ic->published = NULL;
-    ic->n_published = 0;
-}
-
 /* An authorization must be for one of the names this certificate asked for
  * (the server's identifier text is not trusted further than that). */
 static int requested_name(const ks_cert_config *cert, const acme_authz *a)
@@ -146,35 +89,98 @@ static int requested_name(const ks_cert_config *cert, const acme_authz *a)
     return 0;
 }
 
-/* All challenges are answered first and waited for afterwards, so the CA
- * validates the names of one order in parallel. */
-static int authorize(issue_ctx *ic, ks_err *err)
+/* Fetches an order's authorizations (after checking each is for a name
+ * that was asked for) and validates those still pending. */
+static int authorize_order(issue_ctx *ic, const acme_order *order, acme_authz **authz,
+                           size_t *n_authz, ks_err *err)
 {
-    size_t n = ic->order.n_authz;
-    ic->authz = calloc(n ? n : 1, sizeof(*ic->authz));
-    if (ic->authz == NULL)
+    size_t n = order->n_authz;
+    *authz = calloc(n ? n : 1, sizeof(**authz));
+    if (*authz == NULL)
         return ks_fail(err, "out of memory");
-    ic->n_authz = n;
+    *n_authz = n;
     for (size_t i = 0; i < n; i++) {
-        acme_authz *a = &ic->authz[i];
-        if (acme_authz_fetch(ic->run->acme, ic->order.authz_urls[i], a, err) < 0)
+        acme_authz *a = &(*authz)[i];
+        if (acme_authz_fetch(ic->run->acme, order->authz_urls[i], a, err) < 0)
             return -1;
         if (!requested_name(ic->cert, a))
             return ks_fail(err, "the CA sent an authorization for a name that was not "
                                 "requested; refused");
-        if (strcmp(a->status, "valid") == 0)
-            continue;
-        if (strcmp(a->status, "pending") != 0)
-            return ks_fail(err, "%s: authorization is %s", a->identifier, a->status);
-        if (start_http01(ic, a, err) < 0)
-            return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        acme_authz *a = &ic->authz[i];
-        if (strcmp(a->status, "valid") != 0 && acme_authz_wait(ic->run->acme, a, err) < 0)
-            return -1;
+    return ks_validate_authorizations(ic->run, *authz, n, err);
+}
+
+static void authz_list_free(acme_authz *authz, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        acme_authz_clear(&authz[i]);
+    free(authz);
+}
+
+/* A certificate with more names than the CA takes in one order has its
+ * names validated first, max_domains_per_order at a time, through orders
+ * that are never finalized (as acmebot does); the certificate's own order
+ * then finds its authorizations valid. */
+static int preauthorize(issue_ctx *ic, ks_err *err)
+{
+    const ks_cert_config *c = ic->cert;
+    size_t chunk = (size_t)ic->run->cfg->max_domains_per_order;
+    if (c->n_alt_names <= chunk)
+        return 0;
+    for (size_t first = 0; first < c->n_alt_names; first += chunk) {
+        size_t n = c->n_alt_names - first < chunk ? c->n_alt_names - first : chunk;
+        acme_order order;
+        acme_authz *authz = NULL;
+        size_t n_authz = 0;
+        ks_info("%s: validating names %zu-%zu of %zu in an order of their own", c->name,
+                first + 1, first + n, c->n_alt_names);
+        int rc = acme_order_new(ic->run->acme, (const char *const *)c->alt_names + first, n, NULL,
+                                &order, err);
+        if (rc == 0)
+            rc = authorize_order(ic, &order, &authz, &n_authz, err);
+        authz_list_free(authz, n_authz);
+        acme_order_clear(&order);
+        if (rc < 0)
+            return ks_failp(err, "validating names %zu-%zu", first + 1, first + n);
     }
     return 0;
+}
+
+/* newOrder, with `replaces` when renewing; a CA that refuses the
+ * replacement (for example alreadyReplaced) gets a plain order. */
+static int place_order(issue_ctx *ic, ks_err *err)
+{
+    const char *const *names = (const char *const *)ic->cert->alt_names;
+    size_t n = ic->cert->n_alt_names;
+    if (ic->replaces != NULL) {
+        ks_err refused;
+        if (acme_order_new(ic->run->acme, names, n, ic->replaces, &ic->order, &refused) == 0)
+            return 0;
+        ks_warn("%s: order replacing %s refused (%s); ordering without \"replaces\"",
+                ic->cert->name, ic->replaces, refused.msg);
+    }
+    return acme_order_new(ic->run->acme, names, n, NULL, &ic->order, err);
+}
+
+/* The certificate with the chain preferred_chain names, or the CA's
+ * default chain.  *pem newly allocated. */
+static int fetch_preferred_chain(issue_ctx *ic, char **pem, ks_err *err)
+{
+    char **chains = NULL;
+    size_t n = 0;
+    const char *preferred = ic->run->cfg->preferred_chain;
+    if (preferred == NULL)
+        return acme_certificate_fetch(ic->run->acme, ic->order.certificate_url, pem, err);
+    if (acme_certificate_fetch_all(ic->run->acme, ic->order.certificate_url, &chains, &n, err) < 0)
+        return -1;
+    int pick = ks_chain_pick(chains, n, preferred, err);
+    if (pick >= 0) {
+        *pem = chains[pick];
+        chains[pick] = NULL;
+        ks_debug("%s: chain %d of %zu kept", ic->cert->name, pick + 1, n);
+    }
+    acme_chains_free(chains, n);
+    return pick < 0 ? -1 : 0;
 }
 
 static int finalize_and_fetch(issue_ctx *ic, char **pem, ks_err *err)
@@ -189,7 +195,7 @@ static int finalize_and_fetch(issue_ctx *ic, char **pem, ks_err *err)
     free(csr);
     if (rc < 0)
         return -1;
-    return acme_certificate_fetch(ic->run->acme, ic->order.certificate_url, pem, err);
+    return fetch_preferred_chain(ic, pem, err);
 }
 
 static int keep_certificate(issue_ctx *ic, const char *pem, ks_err *err)
@@ -236,14 +242,12 @@ out:
 static int run_order(issue_ctx *ic, ks_err *err)
 {
     char *pem = NULL;
-    if (acme_order_new(ic->run->acme, (const char *const *)ic->cert->alt_names,
-                       ic->cert->n_alt_names, &ic->order, err) < 0)
+    if (preauthorize(ic, err) < 0 || place_order(ic, err) < 0)
         return -1;
     if (store_order_update(ic->run->db, ic->order_row.id, ic->order.url, ic->order.status, NULL,
                            err) < 0)
         return -1;
-    int rc = authorize(ic, err);
-    remove_published(ic);
+    int rc = authorize_order(ic, &ic->order, &ic->authz, &ic->n_authz, err);
     if (rc == 0)
         rc = prepare_key(ic, err);
     if (rc == 0)
@@ -256,18 +260,16 @@ static int run_order(issue_ctx *ic, ks_err *err)
 
 static void issue_ctx_clear(issue_ctx *ic)
 {
-    remove_published(ic);
-    for (size_t i = 0; i < ic->n_authz; i++)
-        acme_authz_clear(&ic->authz[i]);
-    free(ic->authz);
+    authz_list_free(ic->authz, ic->n_authz);
     acme_order_clear(&ic->order);
     EVP_PKEY_free(ic->pub);
     store_key_clear(&ic->key);
 }
 
-int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err)
+int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, const char *replaces,
+             ks_err *err)
 {
-    issue_ctx ic = {.run = run, .cert = cert, .type = type};
+    issue_ctx ic = {.run = run, .cert = cert, .type = type, .replaces = replaces};
     int rc = -1;
     if (ks_account_ensure(run, err) < 0 || record_order(&ic, err) < 0)
         goto out;

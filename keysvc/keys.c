@@ -263,6 +263,25 @@ static int generate_live(store *db, ks_signer *signer, const ks_key_request *req
     return 0;
 }
 
+int ks_keys_generate_incoming(store *db, ks_signer *signer, const ks_key_request *req,
+                              store_key *row, ks_err *err)
+{
+    if (generate_pending(db, signer, req, row, err) < 0 ||
+        move_key(db, row, "incoming", "pending", "incoming", "live", err) < 0) {
+        abandon(db, signer, row);
+        store_key_clear(row);
+        return -1;
+    }
+    free(row->state);
+    row->state = strdup("live");
+    return row->state ? 0 : ks_fail(err, "out of memory");
+}
+
+int ks_keys_discard_incoming(store *db, ks_signer *signer, const store_key *row, ks_err *err)
+{
+    return destroy_key(db, signer, row, "incoming", err) < 0 ? -1 : 0;
+}
+
 /* An existing row must point at a key that is really on this token. */
 static int check_on_token(ks_signer *signer, const store_key *row, ks_err *err)
 {

@@ -51,6 +51,16 @@ int ks_keys_ensure(store *db, ks_signer *signer, const ks_key_request *req, int 
  * step. */
 int ks_keys_rollover(store *db, ks_signer *signer, const ks_key_request *req, ks_err *err);
 
+/* A new key for a switch that involves someone else (an ACME keyChange):
+ * generated and live, but in the role "incoming" until the caller either
+ * gives it its role or discards it.  Recovery leaves a live incoming key
+ * alone: the caller that made it must decide (see ks_account_ensure). */
+int ks_keys_generate_incoming(store *db, ks_signer *signer, const ks_key_request *req,
+                              store_key *row, ks_err *err);
+
+/* Destroys a live incoming key that will not be used. */
+int ks_keys_discard_incoming(store *db, ks_signer *signer, const store_key *row, ks_err *err);
+
 /* Destroys the previous key once no current certificate uses it (when no
  * previous key is kept: call after the certificates were renewed with the
  * new primary).  *retired is 1 when a key was destroyed. */

@@ -23,6 +23,8 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: keysvc run [OPTIONS] [NAME...]\n"
             "       keysvc keys [OPTIONS] [NAME...]\n"
+            "       keysvc account show|update|deactivate|key-rollover [OPTIONS]\n"
+            "       keysvc revoke [--reason REASON] [--with-certificate-key] NAME...\n"
             "       keysvc signer [OPTIONS]\n"
             "\n"
             "Obtains and maintains ACME certificates whose private keys, and the ACME\n"
@@ -33,6 +35,15 @@ static void usage(FILE *out)
             "             NAMEs (certificates or private keys) restrict the run to them\n"
             "  keys       list the keys (tenant, purpose, name, type, role, age, SPKI pin\n"
             "             for HPKP/TLSA, pkcs11: URI) from the database; NAMEs filter\n"
+            "  account    show: the ACME account as the CA has it (per tenant)\n"
+            "             update: send the contact from the configuration (run does\n"
+            "             this too when account.email changes)\n"
+            "             deactivate: deactivate the account for good and destroy its key\n"
+            "             (needs --yes); the next run registers a new account\n"
+            "             key-rollover: make a new account key in the token, move the\n"
+            "             account to it (ACME keyChange), destroy the old key\n"
+            "  revoke     revoke the current certificates NAMEd (every key type); the\n"
+            "             next run issues replacements\n"
             "  signer     serve the key service on the configuration's signer.socket for\n"
             "             workers on this host (keysvc run starts its own otherwise)\n"
             "\n"
@@ -43,6 +54,13 @@ static void usage(FILE *out)
             "      --rollover     run: first roll the keys over (the backup becomes the\n"
             "                     primary, a new backup is made); all keys, or the NAMEs\n"
             "      --socket PATH  signer: listen here instead of signer.socket\n"
+            "      --reason R     revoke: the CRLReason, a number or unspecified,\n"
+            "                     keyCompromise, affiliationChanged, superseded,\n"
+            "                     cessationOfOperation (default: none given)\n"
+            "      --with-certificate-key\n"
+            "                     revoke: sign with the certificate's own key instead\n"
+            "                     of the account key\n"
+            "      --yes          account deactivate: yes, for good\n"
             "  -q, --quiet        print nothing on standard output\n"
             "  -v, --verbose      report each step on standard error\n"
             "      --debug        also log every ACME request and PKCS#11 call\n"
@@ -79,10 +97,67 @@ typedef struct cli {
     const char *command;
     const char *config_path;
     const char *socket;
+    int yes;
     ks_run_options run;
 } cli;
 
-enum { OPT_DEBUG = 256, OPT_TENANT, OPT_ROLLOVER, OPT_SOCKET };
+enum { OPT_DEBUG = 256, OPT_TENANT, OPT_ROLLOVER, OPT_SOCKET, OPT_REASON, OPT_CERT_KEY, OPT_YES };
+
+/* RFC 5280 CRLReason codes a subscriber may give (RFC 8555 7.6 lets the CA
+ * refuse others). */
+static int parse_reason(const char *text)
+{
+    static const char *const names[] = {"unspecified", "keyCompromise", NULL,
+                                        "affiliationChanged", "superseded",
+                                        "cessationOfOperation"};
+    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+        if (names[i] != NULL && strcmp(text, names[i]) == 0)
+            return i;
+    char *end = NULL;
+    long code = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || code < 0 || code > 10 || code == 7)
+        return -1;
+    return (int)code;
+}
+
+/* "account SUBCOMMAND": the action, or -1. */
+static int account_action(const char *sub)
+{
+    static const struct {
+        const char *name;
+        ks_action action;
+    } subs[] = {{"show", KS_ACTION_ACCOUNT_SHOW},
+                {"update", KS_ACTION_ACCOUNT_UPDATE},
+                {"deactivate", KS_ACTION_ACCOUNT_DEACTIVATE},
+                {"key-rollover", KS_ACTION_ACCOUNT_KEY_ROLLOVER}};
+    for (size_t i = 0; sub != NULL && i < sizeof(subs) / sizeof(subs[0]); i++)
+        if (strcmp(sub, subs[i].name) == 0)
+            return (int)subs[i].action;
+    return -1;
+}
+
+/* The command word and its operands: the action, or -1 with a message. */
+static int command_action(cli *c)
+{
+    const char *cmd = c->command;
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "keys") == 0 || strcmp(cmd, "signer") == 0)
+        return KS_ACTION_RUN;
+    if (strcmp(cmd, "revoke") == 0)
+        return KS_ACTION_REVOKE;
+    if (strcmp(cmd, "account") != 0) {
+        fprintf(stderr, "keysvc: unknown command \"%s\"\n", cmd);
+        return -1;
+    }
+    int action = account_action(c->run.n_names == 1 ? c->run.names[0] : NULL);
+    if (action < 0)
+        fprintf(stderr, "keysvc: account needs one of show, update, deactivate, key-rollover\n");
+    else if (action == KS_ACTION_ACCOUNT_DEACTIVATE && !c->yes) {
+        fprintf(stderr, "keysvc: account deactivate cannot be undone; add --yes\n");
+        action = -1;
+    }
+    c->run.n_names = 0;
+    return action;
+}
 
 /* Parses the command line; 0 to go on, 1 when help or version was printed,
  * -1 on a usage error. */
@@ -94,6 +169,9 @@ static int parse_args(int argc, char **argv, cli *c)
         {"tenant", required_argument, NULL, OPT_TENANT},
         {"rollover", no_argument, NULL, OPT_ROLLOVER},
         {"socket", required_argument, NULL, OPT_SOCKET},
+        {"reason", required_argument, NULL, OPT_REASON},
+        {"with-certificate-key", no_argument, NULL, OPT_CERT_KEY},
+        {"yes", no_argument, NULL, OPT_YES},
         {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
@@ -121,6 +199,18 @@ static int parse_args(int argc, char **argv, cli *c)
         case OPT_SOCKET:
             c->socket = optarg;
             break;
+        case OPT_REASON:
+            if ((c->run.revoke_reason = parse_reason(optarg)) < 0) {
+                fprintf(stderr, "keysvc: --reason: \"%s\" is not a revocation reason\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_CERT_KEY:
+            c->run.revoke_with_cert_key = 1;
+            break;
+        case OPT_YES:
+            c->yes = 1;
+            break;
         case 'h':
             usage(stdout);
             return 1;
@@ -136,11 +226,10 @@ static int parse_args(int argc, char **argv, cli *c)
     c->command = argv[optind++];
     c->run.names = argv + optind;
     c->run.n_names = (size_t)(argc - optind);
-    if (strcmp(c->command, "run") != 0 && strcmp(c->command, "signer") != 0 &&
-        strcmp(c->command, "keys") != 0) {
-        fprintf(stderr, "keysvc: unknown command \"%s\"\n", c->command);
+    int action = command_action(c);
+    if (action < 0)
         return -1;
-    }
+    c->run.action = (ks_action)action;
     if (strcmp(c->command, "signer") == 0 && c->run.n_names > 0) {
         fprintf(stderr, "keysvc: signer takes no names\n");
         return -1;
@@ -178,7 +267,7 @@ static int cmd_signer(const ks_config *cfg, const cli *c)
 
 int main(int argc, char **argv)
 {
-    cli c = {0};
+    cli c = {.run = {.revoke_reason = -1}};
     harden_process();
     /* An OPENSSL_CONF meant for servers may load the pkcs11 engine, which
      * would initialise our token module behind our back (notes: hsm 5.9). */

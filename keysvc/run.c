@@ -21,16 +21,36 @@ static int preflight(const ks_config *cfg, ks_err *err)
         const ks_cert_config *c = &cfg->certs[i];
         for (size_t j = 0; j < c->n_alt_names; j++) {
             const char *name = c->alt_names[j];
-            const char *dir = ks_config_webroot(cfg, name);
-            if (name[0] == '*')
-                return ks_fail(err, "%s: %s: wildcard names need dns-01, which this keysvc "
-                                    "does not implement yet", cfg->path, name);
-            if (dir == NULL)
-                return ks_fail(err, "%s: %s: no http_challenges directory for this name "
-                                    "(dns-01 is not implemented yet)", cfg->path, name);
-            if (http01_webroot_check(dir, err) < 0)
+            ks_challenge_kind kind = ks_config_challenge(cfg, name);
+            if (kind == KS_CHALLENGE_NONE && name[0] == '*')
+                return ks_fail(err, "%s: %s: wildcard names are validated by dns-01: configure "
+                                    "dns_hooks", cfg->path, name);
+            if (kind == KS_CHALLENGE_NONE)
+                return ks_fail(err, "%s: %s: no validation method for this name (an "
+                                    "http_challenges directory, tls_alpn_challenges or "
+                                    "dns_hooks)", cfg->path, name);
+            if (kind == KS_CHALLENGE_HTTP01 &&
+                http01_webroot_check(ks_config_webroot(cfg, name), err) < 0)
                 return ks_failp(err, "%s: http_challenges[\"%s\"]", cfg->path, name);
         }
+    }
+    return 0;
+}
+
+/* revoke names the certificates it revokes; each must be configured. */
+static int check_command(const ks_config *cfg, const ks_run_options *opts, ks_err *err)
+{
+    if (opts->action != KS_ACTION_REVOKE)
+        return 0;
+    if (opts->n_names == 0)
+        return ks_fail(err, "revoke: name the certificates to revoke");
+    for (size_t i = 0; i < opts->n_names; i++) {
+        int known = 0;
+        for (size_t c = 0; c < cfg->n_certs && !known; c++)
+            known = strcmp(cfg->certs[c].name, opts->names[i]) == 0;
+        if (!known)
+            return ks_fail(err, "revoke: %s: no such certificate in %s", opts->names[i],
+                           cfg->path);
     }
     return 0;
 }
@@ -140,7 +160,7 @@ static int process(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks
     const char *reason = issue_reason(run->cfg, cert, &have, found, has_key ? &primary : NULL);
     if (reason != NULL) {
         ks_info("%s (%s): issuing: %s", cert->name, type_name, reason);
-        rc = ks_issue(run, cert, type, err);
+        rc = ks_issue(run, cert, type, NULL, err);
     } else {
         rc = keep_current(run, cert, type, &have, &primary, err);
     }
@@ -303,6 +323,8 @@ static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
         ks_keys_recover(run->db, signer, run->tenant, &err) < 0) {
         ks_error("%s", err.msg);
         failures = 1;
+    } else if (run->opts->action != KS_ACTION_RUN) {
+        failures = ks_tenant_command(run);
     } else {
         if (run->opts->rollover)
             failures += each_selected_key(run, rollover_key);
@@ -363,6 +385,8 @@ static int exit_code(const ks_run *run, int failures)
 {
     if (failures > 0)
         return KS_EXIT_FAILED;
+    if (run->opts->action != KS_ACTION_RUN)
+        return 0;
     if (run->changed)
         return KS_EXIT_CHANGED;
     if (!run->opts->quiet)
@@ -384,7 +408,8 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
         ks_fail(&err, "no tenant \"%s\" is configured", opts->tenant);
         goto out;
     }
-    if (preflight(cfg, &err) < 0)
+    if (opts->action == KS_ACTION_RUN ? preflight(cfg, &err) < 0
+                                      : check_command(cfg, opts, &err) < 0)
         goto out;
     /* The signer first, before any network or database: the child must not
      * inherit either, and the worker must not keep a PIN. */

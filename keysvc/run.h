@@ -21,7 +21,20 @@ enum ks_exit {
     KS_EXIT_FAILED = 2,  /* an error; whatever was already good is kept */
 };
 
+/* What a run does for each tenant. */
+typedef enum ks_action {
+    KS_ACTION_RUN,                  /* issue, renew, write files */
+    KS_ACTION_ACCOUNT_SHOW,         /* the account as the CA has it */
+    KS_ACTION_ACCOUNT_UPDATE,       /* contact from the configuration */
+    KS_ACTION_ACCOUNT_DEACTIVATE,   /* for good */
+    KS_ACTION_ACCOUNT_KEY_ROLLOVER, /* ACME keyChange to a new token key */
+    KS_ACTION_REVOKE,               /* the named certificates */
+} ks_action;
+
 typedef struct ks_run_options {
+    ks_action action;
+    int revoke_reason;        /* CRLReason code, -1: none */
+    int revoke_with_cert_key; /* sign the revocation with the certificate's key */
     int quiet;           /* no "nothing to do" / action lines on stdout */
     int rollover;        /* roll the selected keys over first */
     const char *tenant;  /* only this tenant (NULL: all) */
@@ -68,8 +81,10 @@ int ks_keys_list_main(const ks_config *cfg, const ks_run_options *opts);
  * stderr as they happen. */
 int ks_run_main(const ks_config *cfg, const ks_run_options *opts);
 
-/* Issues one certificate (one key type) and writes its files (issue.c). */
-int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err);
+/* Issues one certificate (one key type) and writes its files (issue.c).
+ * `replaces`: the RFC 9773 identifier of the certificate it renews, or NULL. */
+int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, const char *replaces,
+             ks_err *err);
 
 /* Writes the files for a stored certificate where their content differs
  * (output.c).  Sets run->changed when it wrote something. */
@@ -78,5 +93,25 @@ int ks_output_write(ks_run *run, const ks_cert_config *cert, ks_key_type type,
 
 /* Makes sure the ACME client and account exist (account.c). */
 int ks_account_ensure(ks_run *run, ks_err *err);
+
+/* The contact address for the run's tenant's account, or NULL. */
+const char *ks_account_email(const ks_run *run);
+
+/* The account and revoke commands for the run's tenant (commands.c);
+ * returns the failure count. */
+int ks_tenant_command(ks_run *run);
+
+/* acme_signer for a token key (account.c): `ctx` is a ks_signer_jws_ctx. */
+typedef struct ks_signer_jws_ctx {
+    ks_signer *signer;
+    ks_keyref ref;
+    const char *alg;
+} ks_signer_jws_ctx;
+int ks_signer_jws_sign(void *ctx, const unsigned char *input, size_t len, unsigned char **sig,
+                       size_t *sig_len, ks_err *err);
+
+/* The JWS algorithm and JWK of a token key; *jwk newly allocated. */
+int ks_key_jws_identity(ks_signer *signer, const ks_keyref *ref, const char **alg, char **jwk,
+                        ks_err *err);
 
 #endif

@@ -607,7 +607,8 @@ int store_account_find(store *s, const char *tenant, const char *directory_url,
     const char *params[] = {tenant, directory_url};
     PGresult *res = exec_params(s, "looking up account",
                                 "SELECT id, tenant, directory_url, key_id, account_url, contact"
-                                " FROM accounts WHERE tenant = $1 AND directory_url = $2",
+                                " FROM accounts WHERE tenant = $1 AND directory_url = $2"
+                                " AND status = 'valid'",
                                 2, params, err);
     if (res == NULL)
         return -1;
@@ -640,6 +641,109 @@ int store_account_set_url(store *s, int64_t id, const char *account_url, const c
     PGresult *res = exec_params(s, "updating account",
                                 "UPDATE accounts SET account_url = $2, contact = $3 WHERE id = $1",
                                 3, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+int store_account_deactivated(store *s, int64_t id, int64_t key_id, ks_err *err)
+{
+    char idbuf[24], keybuf[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    i64_text(keybuf, sizeof(keybuf), key_id);
+    const char *params[] = {idbuf, keybuf};
+    int rc = -1;
+    if (store_begin(s, err) < 0)
+        return -1;
+    PGresult *acct = exec_params(s, "recording the account's deactivation",
+                                 "UPDATE accounts SET status = 'deactivated' WHERE id = $1"
+                                 " AND status = 'valid'",
+                                 1, params, err);
+    PGresult *key = acct == NULL ? NULL
+                                 : exec_params(s, "retiring the account key",
+                                               "UPDATE keys SET role = 'retired', state ="
+                                               " 'destroying', retired_at = now() WHERE id = $1"
+                                               " AND purpose = 'account' AND state = 'live'",
+                                               1, &params[1], err);
+    if (key != NULL)
+        rc = store_commit(s, err);
+    PQclear(acct);
+    PQclear(key);
+    if (rc < 0)
+        store_rollback(s);
+    return rc;
+}
+
+/* One statement of a transaction that must change exactly one row. */
+static int update_one(store *s, const char *what, const char *sql, int n,
+                      const char *const *params, ks_err *err)
+{
+    PGresult *res = exec_params(s, what, sql, n, params, err);
+    if (res == NULL)
+        return -1;
+    int one = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    return one ? 0 : ks_fail(err, "database: %s: the row changed under us (another worker?)",
+                             what);
+}
+
+int store_account_switch_key(store *s, int64_t account_id, int64_t old_key, int64_t new_key,
+                             ks_err *err)
+{
+    char acct[24], old_id[24], new_id[24];
+    i64_text(acct, sizeof(acct), account_id);
+    i64_text(old_id, sizeof(old_id), old_key);
+    i64_text(new_id, sizeof(new_id), new_key);
+    const char *params[] = {acct, old_id, new_id};
+    if (store_begin(s, err) < 0)
+        return -1;
+    if (update_one(s, "pointing the account at its new key",
+                   "UPDATE accounts SET key_id = $3 WHERE id = $1 AND key_id = $2", 3, params,
+                   err) < 0 ||
+        update_one(s, "retiring the old account key",
+                   "UPDATE keys SET role = 'retired', state = 'destroying', retired_at = now()"
+                   " WHERE id = $1 AND role = 'primary' AND state = 'live'",
+                   1, &params[1], err) < 0 ||
+        update_one(s, "making the new account key primary",
+                   "UPDATE keys SET role = 'primary' WHERE id = $1 AND role = 'incoming'"
+                   " AND state = 'live'",
+                   1, &params[2], err) < 0 ||
+        store_commit(s, err) < 0) {
+        store_rollback(s);
+        return -1;
+    }
+    return 0;
+}
+
+int store_cert_revoked(store *s, int64_t id, int reason, ks_err *err)
+{
+    char idbuf[24], reasonbuf[16];
+    i64_text(idbuf, sizeof(idbuf), id);
+    snprintf(reasonbuf, sizeof(reasonbuf), "%d", reason);
+    const char *params[] = {idbuf, reason >= 0 ? reasonbuf : NULL};
+    PGresult *res = exec_params(s, "recording the revocation",
+                                "UPDATE certificates SET revoked_at = now(), revocation_reason"
+                                " = $2, is_current = false WHERE id = $1",
+                                2, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+int store_cert_set_ari(store *s, int64_t id, const store_ari *ari, ks_err *err)
+{
+    char idbuf[24], start[24], end[24], at[24], next[24];
+    i64_text(idbuf, sizeof(idbuf), id);
+    i64_text(start, sizeof(start), (int64_t)ari->window_start);
+    i64_text(end, sizeof(end), (int64_t)ari->window_end);
+    i64_text(at, sizeof(at), (int64_t)ari->renew_at);
+    i64_text(next, sizeof(next), (int64_t)ari->next_check);
+    const char *params[] = {idbuf, ari->window_end ? start : NULL, ari->window_end ? end : NULL,
+                            ari->renew_at ? at : NULL, next};
+    PGresult *res = exec_params(s, "recording renewal information",
+                                "UPDATE certificates SET ari_window_start = to_timestamp($2),"
+                                " ari_window_end = to_timestamp($3), ari_renew_at ="
+                                " to_timestamp($4), ari_next_check = to_timestamp($5)"
+                                " WHERE id = $1",
+                                5, params, err);
     PQclear(res);
     return res ? 0 : -1;
 }
@@ -780,6 +884,10 @@ static int read_cert(const PGresult *res, int row, void *out)
     c->cert_pem = get_str(res, row, 11);
     c->chain_pem = get_str(res, row, 12);
     c->directory_url = get_str(res, row, 13);
+    c->ari.window_start = (time_t)get_i64(res, row, 14);
+    c->ari.window_end = (time_t)get_i64(res, row, 15);
+    c->ari.renew_at = (time_t)get_i64(res, row, 16);
+    c->ari.next_check = (time_t)get_i64(res, row, 17);
     return text_array_from_json(PQgetvalue(res, row, 7), &c->alt_names, &c->n_alt_names);
 }
 
@@ -791,7 +899,11 @@ int store_cert_find_current(store *s, const char *tenant, const char *name, cons
         s, "looking up certificate",
         "SELECT c.id, c.tenant, c.name, c.key_type, c.key_id, c.order_id, c.common_name,"
         " array_to_json(c.alt_names)::text, c.serial, extract(epoch from c.not_before)::bigint,"
-        " extract(epoch from c.not_after)::bigint, c.cert_pem, c.chain_pem, a.directory_url"
+        " extract(epoch from c.not_after)::bigint, c.cert_pem, c.chain_pem, a.directory_url,"
+        " extract(epoch from c.ari_window_start)::bigint,"
+        " extract(epoch from c.ari_window_end)::bigint,"
+        " extract(epoch from c.ari_renew_at)::bigint,"
+        " extract(epoch from c.ari_next_check)::bigint"
         " FROM certificates c LEFT JOIN orders o ON o.id = c.order_id"
         " LEFT JOIN accounts a ON a.id = o.account_id"
         " WHERE c.tenant = $1 AND c.name = $2 AND c.key_type = $3 AND c.is_current",

@@ -124,6 +124,17 @@ int store_account_insert(store *s, store_account *a, ks_err *err);
 int store_account_set_url(store *s, int64_t id, const char *account_url, const char *contact,
                           ks_err *err);
 
+/* The account was deactivated at the CA: it is never used again, and its
+ * key is retired for destruction (in one transaction). */
+int store_account_deactivated(store *s, int64_t id, int64_t key_id, ks_err *err);
+
+/* After an ACME keyChange: in one transaction the account points at the new
+ * key, the old primary is retired for destruction and the new key (live,
+ * role "incoming") becomes the primary.  Fails, changing nothing, when any
+ * row is not as expected. */
+int store_account_switch_key(store *s, int64_t account_id, int64_t old_key, int64_t new_key,
+                             ks_err *err);
+
 typedef struct store_order {
     int64_t id;
     char *tenant;
@@ -146,6 +157,14 @@ int store_order_update(store *s, int64_t id, const char *url, const char *status
 /* Records the key the order's CSR is made with. */
 int store_order_set_key(store *s, int64_t id, int64_t key_id, ks_err *err);
 
+/* ACME renewal information kept with a certificate (0: not known). */
+typedef struct store_ari {
+    time_t window_start;
+    time_t window_end;
+    time_t renew_at;   /* the moment picked inside the window */
+    time_t next_check; /* when to ask the CA again */
+} store_ari;
+
 typedef struct store_cert {
     int64_t id;
     char *tenant;
@@ -162,6 +181,7 @@ typedef struct store_cert {
     char *cert_pem;
     char *chain_pem;
     char *directory_url; /* lookup only: the CA it came from (NULL if unknown) */
+    store_ari ari;       /* lookup only */
 } store_cert;
 
 void store_cert_clear(store_cert *c);
@@ -173,5 +193,11 @@ int store_cert_find_current(store *s, const char *tenant, const char *name, cons
 /* Makes `c` the current certificate for its name and key type (the previous
  * one stays, no longer current), in one transaction.  c->id is set. */
 int store_cert_insert_current(store *s, store_cert *c, ks_err *err);
+
+/* Marks a certificate revoked (with a CRLReason code, -1: none) and no
+ * longer current, so that the next run issues a replacement. */
+int store_cert_revoked(store *s, int64_t id, int reason, ks_err *err);
+
+int store_cert_set_ari(store *s, int64_t id, const store_ari *ari, ks_err *err);
 
 #endif

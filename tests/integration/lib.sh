@@ -158,3 +158,28 @@ private_sql() { # sql
     [ "$rc" -eq 0 ] || fail "query on the private cluster failed"
     echo "$out"
 }
+
+# Merges a JSON object into a configuration written by write_config (one
+# level deep: objects are merged key by key, anything else replaced).
+config_merge() { # file json
+    /usr/bin/python3 - "$WORK/$1" "$2" <<'PY'
+import json, sys
+path, extra = sys.argv[1], json.loads(sys.argv[2])
+with open(path) as f:
+    cfg = json.load(f)
+for k, v in extra.items():
+    if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+        cfg[k].update(v)
+    else:
+        cfg[k] = v
+with open(path, "w") as f:
+    json.dump(cfg, f, indent=2)
+PY
+}
+
+# pebble's status for a certificate serial (hex), from its management port:
+# "Valid" or "Revoked".
+pebble_cert_status() { # serial-hex
+    curl -sf --cacert "$ACME_CA_FILE" "$PEBBLE_MGMT_URL/cert-status-by-serial/$1" |
+        /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["Status"])'
+}

@@ -18,6 +18,10 @@ usage: rig-up.sh RIGDIR [options]
   --nonce-reject N     PEBBLE_WFE_NONCEREJECT percentage (default 0)
   --authz-reuse N      PEBBLE_AUTHZREUSE percentage (default: pebble's own, 50)
   --validity SECONDS   pebble certificateValidityPeriod (default: pebble's own, 5 years)
+  --eab                require External Account Binding; one key id and MAC key, exported
+                       as EAB_KID and EAB_HMAC_KEY (base64url, as CAs hand them out)
+  --alternate-roots N  PEBBLE_ALTERNATE_ROOTS: N more chains to other roots (default 0)
+  --chain-length N     PEBBLE_CHAIN_LENGTH (3 gives three intermediates; default one)
   --timeout SECONDS    readiness timeout per server (default 15, or $RIG_TIMEOUT)
   -h, --help           this text
 Environment: KEEP_RIG=1 keeps RIGDIR (logs) when rig-up fails.
@@ -34,6 +38,9 @@ WITH_PG=0
 NONCE_REJECT=0
 AUTHZ_REUSE=""
 VALIDITY=""
+EAB=0
+ALT_ROOTS=""
+CHAIN_LENGTH=""
 TIMEOUT=${RIG_TIMEOUT:-15}
 
 die_usage() { echo "$ME: $*" >&2; usage >&2; exit 2; }
@@ -50,6 +57,11 @@ while [ $# -gt 0 ]; do
     --authz-reuse=*) AUTHZ_REUSE=${1#*=}; shift ;;
     --validity)    [ $# -ge 2 ] || die_usage "--validity needs a value"; VALIDITY=$2; shift 2 ;;
     --validity=*)  VALIDITY=${1#*=}; shift ;;
+    --eab)         EAB=1; shift ;;
+    --alternate-roots) [ $# -ge 2 ] || die_usage "--alternate-roots needs a value"; ALT_ROOTS=$2; shift 2 ;;
+    --alternate-roots=*) ALT_ROOTS=${1#*=}; shift ;;
+    --chain-length) [ $# -ge 2 ] || die_usage "--chain-length needs a value"; CHAIN_LENGTH=$2; shift 2 ;;
+    --chain-length=*) CHAIN_LENGTH=${1#*=}; shift ;;
     --timeout)     [ $# -ge 2 ] || die_usage "--timeout needs a value"; TIMEOUT=$2; shift 2 ;;
     --timeout=*)   TIMEOUT=${1#*=}; shift ;;
     -h|--help)     usage; exit 0 ;;
@@ -61,6 +73,8 @@ done
 is_uint "$NONCE_REJECT" && [ "$NONCE_REJECT" -le 100 ] || die_usage "--nonce-reject must be 0..100"
 [ -z "$AUTHZ_REUSE" ] || { is_uint "$AUTHZ_REUSE" && [ "$AUTHZ_REUSE" -le 100 ]; } || die_usage "--authz-reuse must be 0..100"
 [ -z "$VALIDITY" ] || { is_uint "$VALIDITY" && [ "$VALIDITY" -gt 0 ]; } || die_usage "--validity must be a positive number of seconds"
+[ -z "$ALT_ROOTS" ] || { is_uint "$ALT_ROOTS" && [ "$ALT_ROOTS" -le 10 ]; } || die_usage "--alternate-roots must be 0..10"
+[ -z "$CHAIN_LENGTH" ] || { is_uint "$CHAIN_LENGTH" && [ "$CHAIN_LENGTH" -ge 2 ] && [ "$CHAIN_LENGTH" -le 10 ]; } || die_usage "--chain-length must be 2..10"
 is_uint "$TIMEOUT" && [ "$TIMEOUT" -gt 0 ] || die_usage "--timeout must be a positive integer"
 [ ${#TOKEN} -ge 1 ] && [ ${#TOKEN} -le 32 ] || die_usage "--token label must be 1..32 characters"
 
@@ -361,15 +375,24 @@ launch www 1 cmd_www tcp:0
 wait_http www "http://127.0.0.1:$HTTP_PORT/"
 
 # ----------------------------------------------------------------------------- pebble
+# External Account Binding: one key id and a random 256-bit MAC key,
+# base64url without padding (pebble's format, and what CAs hand out).
+EAB_KID="" EAB_HMAC_KEY=""
+if [ "$EAB" -eq 1 ]; then
+  EAB_KID="kid-rig-$$"
+  EAB_HMAC_KEY=$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
+fi
 cmd_pebble() {
   PEBBLE_PORT=${PORTS[0]}; PEBBLE_MGMT_PORT=${PORTS[1]}; TLS_PORT=${PORTS[2]}
   "$PY" - "$P/pebble-config.json" "$PEBBLE_PORT" "$PEBBLE_MGMT_PORT" "$P/tls.pem" "$P/tls.key" \
-        "$HTTP_PORT" "$TLS_PORT" "$VALIDITY" <<'PYEOF'
+        "$HTTP_PORT" "$TLS_PORT" "$VALIDITY" "$EAB_KID" "$EAB_HMAC_KEY" <<'PYEOF'
 import json, sys
-out, port, mport, cert, key, http, tls, validity = sys.argv[1:]
+out, port, mport, cert, key, http, tls, validity, eab_kid, eab_key = sys.argv[1:]
 c = {"listenAddress": "127.0.0.1:" + port, "managementListenAddress": "127.0.0.1:" + mport,
      "certificate": cert, "privateKey": key, "httpPort": int(http), "tlsPort": int(tls),
-     "ocspResponderURL": "", "externalAccountBindingRequired": False}
+     "ocspResponderURL": "", "externalAccountBindingRequired": bool(eab_kid)}
+if eab_kid:
+    c["externalAccountMACKeys"] = {eab_kid: eab_key}
 if validity:
     c["certificateValidityPeriod"] = int(validity)
 with open(out, "w") as f:
@@ -377,6 +400,8 @@ with open(out, "w") as f:
 PYEOF
   local envs=(PEBBLE_VA_NOSLEEP=1 "PEBBLE_WFE_NONCEREJECT=$NONCE_REJECT")
   [ -z "$AUTHZ_REUSE" ] || envs+=("PEBBLE_AUTHZREUSE=$AUTHZ_REUSE")
+  [ -z "$ALT_ROOTS" ] || envs+=("PEBBLE_ALTERNATE_ROOTS=$ALT_ROOTS")
+  [ -z "$CHAIN_LENGTH" ] || envs+=("PEBBLE_CHAIN_LENGTH=$CHAIN_LENGTH")
   start_daemon pebble env "${envs[@]}" pebble -config "$P/pebble-config.json" -dnsserver "127.0.0.1:$CTS_DNS_PORT"
 }
 launch pebble 3 cmd_pebble tcp:0 tcp:1
@@ -450,6 +475,10 @@ fi
   echo "export WEBROOT=$(shq "$WEBROOT")"
   echo "export HTTP_PORT=$HTTP_PORT"
   echo "export TLS_PORT=$TLS_PORT"
+  if [ "$EAB" -eq 1 ]; then
+    echo "export EAB_KID=$(shq "$EAB_KID")"
+    echo "export EAB_HMAC_KEY=$(shq "$EAB_HMAC_KEY")"
+  fi
   echo "export CHALLTESTSRV_MGMT_URL=$(shq "$CHALLTESTSRV_MGMT_URL")"
   echo "export CHALLTESTSRV_DNS=$(shq "127.0.0.1:$CTS_DNS_PORT")"
   echo "export NO_PROXY='127.0.0.1,localhost' no_proxy='127.0.0.1,localhost'"

@@ -1,0 +1,247 @@
+/*
+ * The account and revoke commands, run for one tenant at a time inside the
+ * run's machinery (its lock, signer, database and recovery; run.c).
+ *
+ *   account show         the account as the CA has it
+ *   account update       the contact from the configuration
+ *   account deactivate   for good (RFC 8555 7.3.6); the next run makes a new one
+ *   account key-rollover ACME keyChange to a new key made in the token
+ *   revoke NAME...       revokeCert, signed by the account or the certificate key
+ */
+#include "chain.h"
+#include "keys.h"
+#include "ks_log.h"
+#include "ks_testhook.h"
+#include "ks_util.h"
+#include "run.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void print_account(const ks_run *run, const acme_account_info *info)
+{
+    if (run->opts->quiet)
+        return;
+    printf("tenant:  %s\n", run->tenant);
+    printf("account: %s\n", acme_client_account_url(run->acme));
+    printf("status:  %s\n", info->status ? info->status : "(not given)");
+    for (size_t i = 0; i < info->n_contact; i++)
+        printf("contact: %s\n", info->contact[i]);
+    printf("key:     %s (%s, %s)\n", run->account_key.label, run->account_key.key_type,
+           run->account_key.params);
+}
+
+static int account_show(ks_run *run, ks_err *err)
+{
+    acme_account_info info = {0};
+    int rc = acme_account_fetch(run->acme, &info, err);
+    if (rc == 0)
+        print_account(run, &info);
+    acme_account_info_clear(&info);
+    return rc;
+}
+
+/* ks_account_ensure already brings the contact in line with the
+ * configuration; this shows the result. */
+static int account_update(ks_run *run, ks_err *err)
+{
+    return account_show(run, err);
+}
+
+static int account_deactivate(ks_run *run, ks_err *err)
+{
+    store_account acct = {0};
+    acme_account_info info = {0};
+    int found = store_account_find(run->db, run->tenant, run->cfg->acme_directory_url, &acct, err);
+    int rc = -1;
+    if (found == 1 && acme_account_deactivate(run->acme, &info, err) == 0 &&
+        store_account_deactivated(run->db, acct.id, acct.key_id, err) == 0 &&
+        ks_keys_recover(run->db, run->signer, run->tenant, err) == 0) {
+        if (!run->opts->quiet)
+            printf("deactivated ACME account %s; its key %s is destroyed\n", acct.account_url,
+                   run->account_key.label);
+        run->changed = 1;
+        rc = 0;
+    } else if (found == 0) {
+        ks_fail(err, "no account is recorded for %s", run->cfg->acme_directory_url);
+    }
+    acme_account_info_clear(&info);
+    store_account_clear(&acct);
+    return rc;
+}
+
+/* ------------------------------------------------------ key rollover */
+
+static int new_account_key(ks_run *run, store_key *incoming, ks_err *err)
+{
+    const ks_config *cfg = run->cfg;
+    ks_key_request req;
+    if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_ACCOUNT, cfg->acme_directory_url,
+                            cfg->account_key_type, cfg->account_key_size, cfg->account_key_curve,
+                            err) < 0)
+        return -1;
+    return ks_keys_generate_incoming(run->db, run->signer, &req, incoming, err);
+}
+
+/* keyChange with the incoming key; on a clear refusal the key is discarded
+ * (a failure that leaves doubt keeps it for ks_account_ensure to settle). */
+static int change_key_at_ca(ks_run *run, const store_key *incoming, ks_err *err)
+{
+    ks_signer_jws_ctx ctx = {.signer = run->signer};
+    char *jwk = NULL;
+    int rc = -1;
+    if (ks_keyref_from_row(incoming, &ctx.ref, err) == 0 &&
+        ks_key_jws_identity(run->signer, &ctx.ref, &ctx.alg, &jwk, err) == 0) {
+        acme_signer new_key = {.alg = ctx.alg, .jwk_json = jwk, .sign = ks_signer_jws_sign,
+                               .ctx = &ctx};
+        rc = acme_account_key_change(run->acme, &new_key, err);
+    }
+    free(jwk);
+    return rc;
+}
+
+static int account_key_rollover(ks_run *run, ks_err *err)
+{
+    store_account acct = {0};
+    store_key incoming = {0};
+    int rc = -1;
+    int found = store_account_find(run->db, run->tenant, run->cfg->acme_directory_url, &acct, err);
+    if (found != 1) {
+        if (found == 0)
+            ks_fail(err, "no account is recorded for %s", run->cfg->acme_directory_url);
+        goto out;
+    }
+    if (new_account_key(run, &incoming, err) < 0)
+        goto out;
+    ks_crashpoint("account-key:generated");
+    if (change_key_at_ca(run, &incoming, err) < 0) {
+        ks_err discard_err;
+        if (ks_keys_discard_incoming(run->db, run->signer, &incoming, &discard_err) < 0)
+            ks_warn("%s (settled by the next run)", discard_err.msg);
+        goto out;
+    }
+    ks_crashpoint("account-key:changed");
+    if (store_account_switch_key(run->db, acct.id, acct.key_id, incoming.id, err) < 0 ||
+        ks_keys_recover(run->db, run->signer, run->tenant, err) < 0)
+        goto out;
+    if (!run->opts->quiet)
+        printf("rolled over the key of ACME account %s: %s replaces %s (destroyed)\n",
+               acct.account_url, incoming.label, run->account_key.label);
+    run->changed = 1;
+    rc = 0;
+out:
+    store_key_clear(&incoming);
+    store_account_clear(&acct);
+    return rc < 0 ? ks_failp(err, "account key rollover") : 0;
+}
+
+/* ------------------------------------------------------------ revoke */
+
+static int selected_for_revoke(const ks_run *run, const ks_cert_config *cert)
+{
+    const ks_key_config *k = &run->cfg->keys[cert->key];
+    if (strcmp(run->cfg->tenants[k->tenant].name, run->tenant) != 0)
+        return 0;
+    for (size_t i = 0; i < run->opts->n_names; i++)
+        if (strcmp(run->opts->names[i], cert->name) == 0)
+            return 1;
+    return 0;
+}
+
+/* revokeCert signed by the certificate's own key (its JWK in the header). */
+static int revoke_with_certificate_key(ks_run *run, const store_cert *have,
+                                       const unsigned char *der, size_t len, ks_err *err)
+{
+    store_key key = {0};
+    ks_signer_jws_ctx ctx = {.signer = run->signer};
+    char *jwk = NULL;
+    int rc = -1;
+    if (store_key_get(run->db, have->key_id, &key, err) == 1 &&
+        ks_keyref_from_row(&key, &ctx.ref, err) == 0 &&
+        ks_key_jws_identity(run->signer, &ctx.ref, &ctx.alg, &jwk, err) == 0) {
+        acme_signer cert_key = {.alg = ctx.alg, .jwk_json = jwk, .sign = ks_signer_jws_sign,
+                                .ctx = &ctx};
+        rc = acme_certificate_revoke(run->acme, der, len, run->opts->revoke_reason, &cert_key,
+                                     err);
+    }
+    free(jwk);
+    store_key_clear(&key);
+    return rc;
+}
+
+static int revoke_one(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err)
+{
+    store_cert have = {0};
+    unsigned char *der = NULL;
+    size_t len = 0;
+    int rc = -1;
+    int found = store_cert_find_current(run->db, run->tenant, cert->name, ks_key_type_name(type),
+                                        &have, err);
+    if (found == 0)
+        ks_fail(err, "no current certificate to revoke");
+    if (found != 1 || ks_chain_leaf_der(have.cert_pem, &der, &len, err) < 0)
+        goto out;
+    rc = run->opts->revoke_with_cert_key
+             ? revoke_with_certificate_key(run, &have, der, len, err)
+             : acme_certificate_revoke(run->acme, der, len, run->opts->revoke_reason, NULL, err);
+    if (rc < 0 || store_cert_revoked(run->db, have.id, run->opts->revoke_reason, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (!run->opts->quiet)
+        printf("revoked %s (%s): serial %s%s; the next run issues a replacement\n", cert->name,
+               ks_key_type_name(type), have.serial, rc == 1 ? " (the CA had revoked it already)" : "");
+    run->changed = 1;
+    rc = 0;
+out:
+    OPENSSL_free(der);
+    store_cert_clear(&have);
+    return rc < 0 ? ks_failp(err, "revoking %s (%s)", cert->name, ks_key_type_name(type)) : 0;
+}
+
+static int revoke_selected(ks_run *run)
+{
+    int failures = 0;
+    for (size_t i = 0; i < run->cfg->n_certs; i++) {
+        const ks_cert_config *cert = &run->cfg->certs[i];
+        for (size_t t = 0; selected_for_revoke(run, cert) && t < cert->n_key_types; t++) {
+            ks_err err = {0};
+            if (revoke_one(run, cert, cert->key_types[t], &err) < 0) {
+                ks_error("%s", err.msg);
+                failures++;
+            }
+        }
+    }
+    return failures;
+}
+
+int ks_tenant_command(ks_run *run)
+{
+    ks_err err = {0};
+    int rc = ks_account_ensure(run, &err);
+    if (rc == 0) {
+        switch (run->opts->action) {
+        case KS_ACTION_ACCOUNT_SHOW:
+            rc = account_show(run, &err);
+            break;
+        case KS_ACTION_ACCOUNT_UPDATE:
+            rc = account_update(run, &err);
+            break;
+        case KS_ACTION_ACCOUNT_DEACTIVATE:
+            rc = account_deactivate(run, &err);
+            break;
+        case KS_ACTION_ACCOUNT_KEY_ROLLOVER:
+            rc = account_key_rollover(run, &err);
+            break;
+        case KS_ACTION_REVOKE:
+            return revoke_selected(run);
+        case KS_ACTION_RUN:
+            break;
+        }
+    }
+    if (rc < 0)
+        ks_error("tenant \"%s\": %s", run->tenant, err.msg);
+    return rc < 0 ? 1 : 0;
+}
