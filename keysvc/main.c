@@ -269,6 +269,9 @@ int main(int argc, char **argv)
 {
     cli c = {.run = {.revoke_reason = -1}};
     harden_process();
+    /* One action per line, whole, also when stdout and the log on stderr go
+     * to one file or journal. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     /* An OPENSSL_CONF meant for servers may load the pkcs11 engine, which
      * would initialise our token module behind our back (notes: hsm 5.9). */
     OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);

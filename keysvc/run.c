@@ -1,5 +1,6 @@
 #include "run.h"
 
+#include "chain.h"
 #include "http01.h"
 #include "keys.h"
 #include "lock.h"
@@ -9,6 +10,7 @@
 #include "pin.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -81,9 +83,12 @@ static int same_url(const char *a, const char *b)
 }
 
 /* Why a certificate must be issued now, or NULL when the stored one is good.
- * `primary` is the current primary key, NULL when there is none. */
+ * `primary` is the current primary key, NULL when there is none; `ari_due`
+ * is the CA's renewal information (1 due, 0 not yet, -1 none: renewal_days
+ * decide). */
 static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert,
-                                const store_cert *have, int found, const store_key *primary)
+                                const store_cert *have, int found, const store_key *primary,
+                                int ari_due)
 {
     if (!found)
         return "no certificate yet";
@@ -91,7 +96,9 @@ static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert
         return "the CA changed";
     if (!names_equal(have, cert))
         return "names changed";
-    if (have->not_after - time(NULL) < (time_t)cfg->renewal_days * 86400)
+    if (ari_due == 1)
+        return "the CA's renewal window has come (ARI)";
+    if (ari_due == -1 && have->not_after - time(NULL) < (time_t)cfg->renewal_days * 86400)
         return "due for renewal";
     if (primary == NULL || primary->id != have->key_id)
         return "key changed";
@@ -143,6 +150,92 @@ static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type typ
     return ks_output_write(run, cert, type, have, key, err);
 }
 
+/* ------------------------------------------------ renewal information */
+
+/* How long to wait before asking the CA again, without a Retry-After. */
+#define ARI_DEFAULT_RECHECK_S (6 * 3600)
+/* A CA without renewalInfo is asked again (through its directory) after this. */
+#define ARI_ABSENT_RECHECK_S (24 * 3600)
+/* Retry-After is honoured within these bounds (RFC 9773 4.3 leaves the
+ * client to clamp unreasonable values). */
+#define ARI_MIN_RECHECK_S 60
+#define ARI_MAX_RECHECK_S (7 * 86400)
+
+static time_t ari_next_check(time_t now, long long retry_after_s)
+{
+    long long wait = retry_after_s > 0 ? retry_after_s : ARI_DEFAULT_RECHECK_S;
+    if (wait < ARI_MIN_RECHECK_S)
+        wait = ARI_MIN_RECHECK_S;
+    if (wait > ARI_MAX_RECHECK_S)
+        wait = ARI_MAX_RECHECK_S;
+    return now + (time_t)wait;
+}
+
+/* The RFC 9773 identifier of a stored certificate; caller frees. */
+static char *ari_cert_id_new(const store_cert *have, ks_err *err)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    if (ks_chain_leaf_der(have->cert_pem, &der, &len, err) < 0)
+        return NULL;
+    char *id = acme_ari_cert_id_new(der, len, err);
+    OPENSSL_free(der);
+    return id;
+}
+
+/* Asks the CA for the certificate's window and keeps it with the moment
+ * picked inside it; the moment is picked again only when the window moved
+ * (so that runs do not re-roll the dice).  Updates have->ari. */
+static int ari_refresh(ks_run *run, store_cert *have, const char *cert_id, ks_err *err)
+{
+    acme_renewal_info ri = {0};
+    time_t now = time(NULL);
+    store_ari ari = have->ari;
+    if (!acme_client_has(run->acme, "renewalInfo")) {
+        ari = (store_ari){.next_check = now + ARI_ABSENT_RECHECK_S};
+    } else {
+        if (acme_renewal_info_fetch(run->acme, cert_id, &ri, err) < 0)
+            return -1;
+        if (ri.start != ari.window_start || ri.end != ari.window_end || ari.renew_at == 0) {
+            ari.renew_at = acme_ari_pick(&ri);
+            ks_info("%s (%s): the CA suggests renewing between %lld and %lld; picked %lld",
+                    have->name, have->key_type, (long long)ri.start, (long long)ri.end,
+                    (long long)ari.renew_at);
+        }
+        ari.window_start = ri.start;
+        ari.window_end = ri.end;
+        ari.next_check = ari_next_check(now, ri.retry_after_s);
+    }
+    acme_renewal_info_clear(&ri);
+    if (store_cert_set_ari(run->db, have->id, &ari, err) < 0)
+        return -1;
+    have->ari = ari;
+    return 0;
+}
+
+/* Whether the CA's renewal information says to renew now: 1 yes, 0 not
+ * yet, -1 no information (renewal_days decide).  The CA is asked only when
+ * the stored answer has expired, so a run with nothing due stays off the
+ * network.  *cert_id gets the identifier for "replaces" (caller frees). */
+static int ari_due(ks_run *run, store_cert *have, char **cert_id)
+{
+    ks_err err = {0};
+    *cert_id = NULL;
+    if (!run->cfg->ari)
+        return -1;
+    if (have->ari.next_check == 0 || time(NULL) >= have->ari.next_check) {
+        if ((*cert_id = ari_cert_id_new(have, &err)) == NULL ||
+            ks_account_ensure(run, &err) < 0 || ari_refresh(run, have, *cert_id, &err) < 0)
+            ks_warn("%s (%s): renewal information unavailable, renewal_days decide: %s",
+                    have->name, have->key_type, err.msg);
+    }
+    if (have->ari.window_end == 0)
+        return -1;
+    if (*cert_id == NULL && (*cert_id = ari_cert_id_new(have, &err)) == NULL)
+        ks_warn("%s", err.msg);
+    return time(NULL) >= have->ari.renew_at;
+}
+
 /* Brings one certificate of one key type up to date. */
 static int process(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err)
 {
@@ -157,13 +250,17 @@ static int process(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks
                                              type_name, "primary", &primary, err);
     if (found < 0 || has_key < 0)
         goto out;
-    const char *reason = issue_reason(run->cfg, cert, &have, found, has_key ? &primary : NULL);
+    char *cert_id = NULL;
+    int due = found ? ari_due(run, &have, &cert_id) : -1;
+    const char *reason =
+        issue_reason(run->cfg, cert, &have, found, has_key ? &primary : NULL, due);
     if (reason != NULL) {
         ks_info("%s (%s): issuing: %s", cert->name, type_name, reason);
-        rc = ks_issue(run, cert, type, NULL, err);
+        rc = ks_issue(run, cert, type, cert_id, err);
     } else {
         rc = keep_current(run, cert, type, &have, &primary, err);
     }
+    free(cert_id);
 out:
     store_key_clear(&primary);
     store_cert_clear(&have);

@@ -58,6 +58,18 @@ run_keysvc run --config keysvc.json eab.test > /dev/null
 assert_eq 2 "$RUN_RC" "without a binding, a CA that requires EAB is refused"
 assert_contains run.out "requires external account binding" "the reason is named"
 assert_eq 0 "$(token_key_count)" "no key was generated for the refused account"
+config_merge keysvc.json '{"account": {"email": "admin@example.test", "eab_kid": "k"}}'
+run_keysvc run --config keysvc.json eab.test > /dev/null
+assert_eq 2 "$RUN_RC" "eab_kid without eab_hmac_key is a configuration error"
+assert_contains run.out "eab_hmac_key" "naming the missing setting"
+
+wrong_key=$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
+config_merge keysvc.json "{\"account\": {\"email\": \"admin@example.test\", \"eab_kid\": \"$EAB_KID\",
+    \"eab_hmac_key\": \"$wrong_key\"}}"
+run_keysvc run --config keysvc.json eab.test > /dev/null
+assert_eq 2 "$RUN_RC" "a binding with the wrong MAC key is refused by the CA"
+assert_contains run.out "registering the ACME account" "the failing step is named"
+assert_eq 0 "$(sql "SELECT count(*) FROM accounts WHERE account_url IS NOT NULL")" "no account recorded"
 
 config_merge keysvc.json "{\"account\": {\"email\": \"admin@example.test\", \"eab_kid\": \"$EAB_KID\",
     \"eab_hmac_key\": \"$EAB_HMAC_KEY\"}}"
