@@ -9,6 +9,7 @@
 #include "ks_util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/bn.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -82,8 +83,13 @@ static int digits(const char **p, int n)
 static int field(const char **p, int n, int lo, int hi, char sep)
 {
     int v = digits(p, n);
-    if (v < lo || v > hi || (sep != '\0' && *(*p)++ != sep))
+    /* Steps over the separator only when it is there: stepping over a
+     * mismatch could step over the final NUL, and the next field would
+     * read past the end of the text. */
+    if (v < lo || v > hi || (sep != '\0' && **p != sep))
         return -1;
+    if (sep != '\0')
+        (*p)++;
     return v;
 }
 
@@ -103,13 +109,24 @@ static long utc_offset(const char **p, int *ok)
     return *ok ? sign * (h * 3600L + m * 60L) : -1;
 }
 
+/* Days in a month of the Gregorian calendar. */
+static int days_in_month(int year, int mon)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return mon == 2 && leap ? 29 : days[mon - 1];
+}
+
 int acme_rfc3339_parse(const char *text, time_t *out)
 {
     struct tm tm = {0};
     const char *p = text;
     int year = field(&p, 4, 0, 9999, '-'), mon = field(&p, 2, 1, 12, '-');
     int day = field(&p, 2, 1, 31, '\0');
-    if (year < 0 || mon < 0 || day < 0 || (*p != 'T' && *p != 't'))
+    /* The day is checked against its month: timegm() would quietly turn
+     * "02-30" into March 2nd. */
+    if (year < 0 || mon < 0 || day < 0 || day > days_in_month(year, mon) ||
+        (*p != 'T' && *p != 't'))
         return -1;
     p++;
     int hour = field(&p, 2, 0, 23, ':'), min = field(&p, 2, 0, 59, ':');
@@ -131,8 +148,10 @@ int acme_rfc3339_parse(const char *text, time_t *out)
     tm.tm_hour = hour;
     tm.tm_min = min;
     tm.tm_sec = sec == 60 ? 59 : sec; /* a leap second */
+    /* -1 is also 1969-12-31T23:59:59Z: only errno tells an overflow. */
+    errno = 0;
     time_t t = timegm(&tm);
-    if (t == (time_t)-1)
+    if (t == (time_t)-1 && errno != 0)
         return -1;
     *out = t - offset;
     return 0;

@@ -14,29 +14,43 @@ static const char *skip_space(const char *p)
     return p;
 }
 
+/* Appends c to out (cap bytes).  When out is full the rest is dropped, and
+ * a word cut in the middle is dropped too: a cut relation type must not
+ * match as a shorter one ("alternateup" cut to "alternate"). */
+static void put_char(char *out, size_t cap, size_t *o, int *full, char c)
+{
+    if (*full)
+        return;
+    if (*o + 1 < cap) {
+        out[(*o)++] = c;
+        return;
+    }
+    *full = 1;
+    if (c != ' ' && c != '\t')
+        while (*o > 0 && out[*o - 1] != ' ' && out[*o - 1] != '\t')
+            (*o)--;
+}
+
 /* A parameter value: a quoted string (backslash escapes) or a token.  The
- * value is copied into out (cap bytes, cut); returns the position after it,
- * or NULL when malformed. */
+ * value is copied into out (cap bytes, cut between words); returns the
+ * position after it, or NULL when malformed. */
 static const char *param_value(const char *p, char *out, size_t cap)
 {
     size_t o = 0;
+    int full = 0;
     if (*p == '"') {
         for (p++; *p != '"'; p++) {
             if (*p == '\0')
                 return NULL;
             if (*p == '\\' && p[1] != '\0')
                 p++;
-            if (o + 1 < cap)
-                out[o++] = *p;
+            put_char(out, cap, &o, &full, *p);
         }
         out[o] = '\0';
         return p + 1;
     }
-    while (*p != '\0' && *p != ';' && *p != ',' && *p != ' ' && *p != '\t') {
-        if (o + 1 < cap)
-            out[o++] = *p;
-        p++;
-    }
+    while (*p != '\0' && *p != ';' && *p != ',' && *p != ' ' && *p != '\t')
+        put_char(out, cap, &o, &full, *p++);
     out[o] = '\0';
     return p;
 }
@@ -107,6 +121,10 @@ int acme_links_find(const char *header, const char *rel, size_t max, char ***url
     size_t n = 0;
     *urls = NULL;
     for (const char *p = header ? header : ""; *(p = skip_space(p)) != '\0';) {
+        if (*p == ',') { /* an empty list element: ignored (RFC 9110 5.6.1.2) */
+            p++;
+            continue;
+        }
         if (*p != '<')
             goto bad;
         const char *close = strchr(p, '>');

@@ -354,23 +354,60 @@ static int finalize_went_through(acme_client *c, acme_order *o)
            (strcmp(o->status, "processing") == 0 || strcmp(o->status, "valid") == 0);
 }
 
+/* An order whose authorizations are all valid may still be "pending" for a
+ * moment while the CA catches up (finalizing it then would be refused with
+ * orderNotReady): it is polled until it moves on. */
+static int wait_while_pending(acme_client *c, acme_order *o, long long deadline, ks_err *err)
+{
+    long long interval = POLL_FIRST_MS;
+    acme_response last = {0};
+    while (strcmp(o->status, "pending") == 0) {
+        int slept = acme_poll_sleep(&last, &interval, deadline, o->url, err);
+        acme_response_clear(&last);
+        if (slept < 0 || order_fetch_with_response(c, o, &last, err) < 0) {
+            acme_response_clear(&last);
+            return -1;
+        }
+    }
+    acme_response_clear(&last);
+    return 0;
+}
+
+/* Sends the CSR once the order is ready; a refusal after which the order is
+ * still "ready" (orderNotReady from a CA that was catching up) is retried
+ * once.  *last keeps the finalize answer. */
+static int send_csr(acme_client *c, acme_order *o, const unsigned char *csr_der, size_t csr_len,
+                    acme_response *last, ks_err *err)
+{
+    for (int attempt = 1; strcmp(o->status, "ready") == 0; attempt++) {
+        if (post_finalize(c, o, csr_der, csr_len, last, err) == 0)
+            return 0;
+        if (finalize_went_through(c, o)) {
+            ks_info("%s: finalize failed (%s) but the order is %s; polling it", o->url, err->msg,
+                    o->status);
+            return 0;
+        }
+        if (attempt == 2 || strcmp(o->status, "ready") != 0)
+            return -1;
+        ks_info("%s: finalize refused (%s) while the order is ready; trying once more", o->url,
+                err->msg);
+    }
+    return 0;
+}
+
 int acme_order_finalize(acme_client *c, acme_order *o, const unsigned char *csr_der,
                         size_t csr_len, ks_err *err)
 {
     acme_response last = {0};
-    if (strcmp(o->status, "ready") != 0 && strcmp(o->status, "valid") != 0) {
-        /* Authorizations may have just turned valid; refresh once before
-         * concluding the order is not ready (orderNotReady otherwise). */
-        if (acme_order_fetch(c, o, err) < 0)
-            return -1;
-    }
-    if (strcmp(o->status, "ready") == 0 && post_finalize(c, o, csr_der, csr_len, &last, err) < 0) {
-        if (!finalize_went_through(c, o))
-            return -1;
-        ks_info("%s: finalize failed (%s) but the order is %s; polling it", o->url,
-                err ? err->msg : "", o->status);
-    }
     long long deadline = ks_now_ms() + c->poll_timeout_ms;
+    if (strcmp(o->status, "ready") != 0 && strcmp(o->status, "valid") != 0) {
+        /* Authorizations may have just turned valid: refresh before
+         * concluding the order is not ready. */
+        if (acme_order_fetch(c, o, err) < 0 || wait_while_pending(c, o, deadline, err) < 0)
+            return -1;
+    }
+    if (send_csr(c, o, csr_der, csr_len, &last, err) < 0)
+        return -1;
     long long interval = POLL_FIRST_MS;
     while (strcmp(o->status, "valid") != 0) {
         if (strcmp(o->status, "processing") != 0 && strcmp(o->status, "ready") != 0) {

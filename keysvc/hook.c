@@ -195,21 +195,24 @@ static int collect_output(int fd, long long deadline_ms, char *buf, size_t *len)
     }
 }
 
-/* Waits for the hook; after a timeout its whole process group is killed. */
-static int reap(pid_t pid, int timed_out, long long deadline_ms, int *status)
+/* Waits for the hook; after a timeout its whole process group is killed.
+ * *timed_out is also set when the time runs out here, after the hook
+ * closed its output but went on running (so that it is reported as a
+ * timeout, not as "killed by signal 9"). */
+static int reap(pid_t pid, int *timed_out, long long deadline_ms, int *status)
 {
-    if (timed_out)
+    if (*timed_out)
         kill(-pid, SIGKILL);
     for (;;) {
-        pid_t r = waitpid(pid, status, timed_out ? 0 : WNOHANG);
+        pid_t r = waitpid(pid, status, *timed_out ? 0 : WNOHANG);
         if (r == pid)
             return 0;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (!timed_out && ks_now_ms() >= deadline_ms) {
+        if (!*timed_out && ks_now_ms() >= deadline_ms) {
             kill(-pid, SIGKILL);
-            timed_out = 1;
-        } else if (!timed_out) {
+            *timed_out = 1;
+        } else if (!*timed_out) {
             ks_sleep_ms(10);
         }
     }
@@ -260,7 +263,7 @@ int ks_hook_run(const char *what, const char *command, const ks_hook_var *vars, 
     }
     long long deadline = ks_now_ms() + timeout_s * 1000LL;
     int timed_out = collect_output(pipefd[0], deadline, buf, &len);
-    if (reap(pid, timed_out, deadline, &status) < 0) {
+    if (reap(pid, &timed_out, deadline, &status) < 0) {
         ks_fail(err, "%s: waitpid: %s", what, strerror(errno));
         goto out;
     }
