@@ -531,14 +531,23 @@ static void close_fds_except(int a, int b)
     close_span(hi + 1, INT_MAX);
 }
 
-/* ppoll with every signal open, so SIGTERM interrupts any wait. */
+/* ppoll with every signal open, so SIGTERM interrupts any wait.  ppoll
+ * runs the handler only when it had to wait: when a descriptor is ready at
+ * once (a client always waiting, a listener stuck in POLLIN) it returns with
+ * SIGTERM still pending and blocked, so that is looked for too, or a busy
+ * responder would never stop. */
 static int poll_open(struct pollfd *p, nfds_t n, long long timeout_ms)
 {
-    sigset_t none;
+    sigset_t none, pending;
     sigemptyset(&none);
     struct timespec ts = {.tv_sec = (time_t)(timeout_ms / 1000),
                           .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
-    return ppoll(p, n, timeout_ms < 0 ? NULL : &ts, &none);
+    int rc = ppoll(p, n, timeout_ms < 0 ? NULL : &ts, &none);
+    int saved = errno;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGTERM) == 1)
+        stop_requested = 1;
+    errno = saved;
+    return rc;
 }
 
 /* Waits until fd is ready for `events`, the deadline passes or we stop. */
@@ -628,7 +637,7 @@ static int serve(SSL_CTX *ctx, int listen_fd, int sync_fd)
             ks_error("tls-alpn-01: poll: %s", strerror(errno));
             return 1;
         }
-        if (n <= 0)
+        if (n <= 0 || stop_requested)
             continue;
         if (p[1].revents & (POLLERR | POLLHUP)) {
             ks_info("tls-alpn-01: the worker is gone; responder stops");
@@ -714,7 +723,7 @@ static int sockaddr_for(const char *addr, int port, struct sockaddr_storage *ss,
 
 static int bound_port(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;
@@ -781,8 +790,7 @@ static int read_within(int fd, void *buf, size_t len, long long deadline, ks_err
     while (got < len) {
         long long left = deadline - ks_now_ms();
         if (left <= 0)
-            return ks_fail(err, "the responder process was not ready within %d ms",
-                           START_WAIT_MS);
+            return ks_fail(err, "the responder process was not ready within %d ms", START_WAIT_MS);
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int n = poll(&p, 1, (int)left);
         if (n < 0 && errno != EINTR)
@@ -851,8 +859,7 @@ static void log_end(pid_t pid, int status)
         ks_warn("tls-alpn-01 responder (pid %d) ended with exit status %d", (int)pid,
                 WEXITSTATUS(status));
     else
-        ks_warn("tls-alpn-01 responder (pid %d) ended with signal %d", (int)pid,
-                WTERMSIG(status));
+        ks_warn("tls-alpn-01 responder (pid %d) ended with signal %d", (int)pid, WTERMSIG(status));
 }
 
 /* Forks the child; on success r->pid and r->sync_fd are set and the child
@@ -894,8 +901,7 @@ static int spawn(acme_tlsalpn_responder *r, tlsalpn_set *set, int listen_fd, ks_
 }
 
 acme_tlsalpn_responder *acme_tlsalpn_start(const char *addr, int port,
-                                           const acme_tlsalpn_challenge *ch, size_t n,
-                                           ks_err *err)
+                                           const acme_tlsalpn_challenge *ch, size_t n, ks_err *err)
 {
     tlsalpn_set *set = set_new(ch, n, err);
     acme_tlsalpn_responder *r = set ? calloc(1, sizeof(*r)) : NULL;
