@@ -87,9 +87,11 @@ static int load_account_key(ks_run *run, int64_t key_id, ks_err *err)
 static const acme_eab *account_eab(const ks_run *run, acme_eab *eab)
 {
     const ks_tenant_config *t = run->tenant_cfg;
-    *eab = t->eab_kid ? (acme_eab){.kid = t->eab_kid, .hmac_key = t->eab_hmac_key}
+    *eab = t->eab_kid ? (acme_eab){.kid = t->eab_kid, .hmac_key = t->eab_hmac_key,
+                                   .alg = t->eab_alg}
                       : (acme_eab){.kid = run->cfg->account_eab_kid,
-                                   .hmac_key = run->cfg->account_eab_hmac_key};
+                                   .hmac_key = run->cfg->account_eab_hmac_key,
+                                   .alg = run->cfg->account_eab_alg};
     return eab->kid != NULL ? eab : NULL;
 }
 

@@ -271,7 +271,7 @@ int parse_key_types(cfgp *p, json_object *v, const char *path, ks_key_type *type
 }
 
 static const char *const account_keys[] = {"email",   "key_type",     "key_size", "key_curve",
-                                           "eab_kid", "eab_hmac_key", NULL};
+                                           "eab_kid", "eab_hmac_key", "eab_alg", NULL};
 
 static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
 {
@@ -281,7 +281,8 @@ static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
     if (opt_string(p, acct, "account", "email", 1, &cfg->account_email) < 0 ||
         parse_curve(p, acct, "account", "key_curve", &cfg->account_key_curve) < 0 ||
         parse_rsa_size(p, acct, "account", "key_size", &cfg->account_key_size) < 0 ||
-        parse_eab(p, acct, "account", &cfg->account_eab_kid, &cfg->account_eab_hmac_key) < 0)
+        parse_eab(p, acct, "account", &cfg->account_eab_kid, &cfg->account_eab_hmac_key,
+                  &cfg->account_eab_alg) < 0)
         return -1;
     json_object *kt = NULL;
     if (json_object_object_get_ex(acct, "key_type", &kt)) {
@@ -757,7 +758,8 @@ void ks_config_free(ks_config *cfg)
                         &cfg->hsm_pin_file,   &cfg->hsm_server_pin_source,
                         &cfg->database_url,   &cfg->database_run_as, &cfg->dir_previous_key,
                         &cfg->signer_socket,  &cfg->signer_socket_group, &cfg->signer_user,
-                        &cfg->account_eab_kid, &cfg->account_eab_hmac_key, &cfg->preferred_chain,
+                        &cfg->account_eab_kid, &cfg->account_eab_hmac_key, &cfg->account_eab_alg,
+                        &cfg->preferred_chain,
                         &cfg->dns_auth_hook, &cfg->dns_cleanup_hook};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         free(*strings[i]);

@@ -37,6 +37,7 @@ typedef struct ks_tenant_config {
     char *email;        /* account contact; NULL: account.email */
     char *eab_kid;      /* external account binding; NULL: account's */
     char *eab_hmac_key;
+    char *eab_alg;      /* "HS256" (NULL), "HS384", "HS512" */
 } ks_tenant_config;
 
 /* A private key name: a certificate's own (acmebot's "certificates") or a
@@ -89,6 +90,7 @@ typedef struct ks_config {
     char *account_email;       /* may be NULL */
     char *account_eab_kid;     /* external account binding (both or neither) */
     char *account_eab_hmac_key;
+    char *account_eab_alg;     /* "HS256" (NULL), "HS384", "HS512" */
     ks_key_type account_key_type;
     unsigned account_key_size; /* RSA account keys */
     int account_key_curve;     /* NID, EC account keys */

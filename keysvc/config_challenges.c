@@ -6,6 +6,7 @@
 #include "config_internal.h"
 
 #include "b64.h"
+#include "hook.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -64,6 +65,17 @@ int parse_tls_alpn_challenges(cfgp *p, ks_config *cfg, json_object *obj)
 
 static const char *const dns_hooks_keys[] = {"auth", "cleanup", "timeout", NULL};
 
+/* A hook command must split into words now, not when it is first needed. */
+static int check_command(cfgp *p, const char *path, const char *command)
+{
+    char **argv = NULL;
+    ks_err why = {0};
+    if (ks_split_words(command, &argv, &why) < 0)
+        return cfail(p, path, "%s", why.msg);
+    ks_words_free(argv);
+    return 0;
+}
+
 int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj)
 {
     long timeout = cfg->dns_hook_timeout;
@@ -77,16 +89,27 @@ int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj)
     cfg->dns_hook_timeout = (int)timeout;
     if (cfg->dns_auth_hook == NULL)
         return cfail(p, "dns_hooks.auth", "the auth hook is required (it publishes the record)");
+    if (check_command(p, "dns_hooks.auth", cfg->dns_auth_hook) < 0 ||
+        (cfg->dns_cleanup_hook != NULL &&
+         check_command(p, "dns_hooks.cleanup", cfg->dns_cleanup_hook) < 0))
+        return -1;
     return 0;
 }
 
-/* The EAB members of "account" or of a tenant: both or neither. */
-int parse_eab(cfgp *p, json_object *obj, const char *path, char **kid, char **hmac_key)
+/* The EAB members of "account" or of a tenant: key id and MAC key both or
+ * neither, and the MAC algorithm (HS256 when not given). */
+int parse_eab(cfgp *p, json_object *obj, const char *path, char **kid, char **hmac_key,
+              char **alg)
 {
-    char kpath[512];
+    char kpath[512], apath[512];
     if (opt_string(p, obj, path, "eab_kid", 0, kid) < 0 ||
-        opt_string(p, obj, path, "eab_hmac_key", 0, hmac_key) < 0)
+        opt_string(p, obj, path, "eab_hmac_key", 0, hmac_key) < 0 ||
+        opt_string(p, obj, path, "eab_alg", 0, alg) < 0)
         return -1;
+    child_path(apath, sizeof(apath), path, "eab_alg");
+    if (*alg != NULL && strcmp(*alg, "HS256") != 0 && strcmp(*alg, "HS384") != 0 &&
+        strcmp(*alg, "HS512") != 0)
+        return cfail(p, apath, "expected \"HS256\", \"HS384\" or \"HS512\"");
     child_path(kpath, sizeof(kpath), path, "eab_hmac_key");
     if ((*kid == NULL) != (*hmac_key == NULL))
         return cfail(p, kpath, "give both eab_kid and eab_hmac_key, or neither");

@@ -61,7 +61,8 @@ void free_keys_and_certificates(ks_config *cfg);
 /* config_challenges.c: tls_alpn_challenges, dns_hooks, EAB members. */
 int parse_tls_alpn_challenges(cfgp *p, ks_config *cfg, json_object *obj);
 int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj);
-int parse_eab(cfgp *p, json_object *obj, const char *path, char **kid, char **hmac_key);
+int parse_eab(cfgp *p, json_object *obj, const char *path, char **kid, char **hmac_key,
+              char **alg);
 void free_challenges(ks_config *cfg);
 
 #endif

@@ -65,7 +65,7 @@ static int valid_name(const char *name)
 /* ------------------------------------------------------------- tenants */
 
 static const char *const tenant_keys[] = {"token",   "token_serial", "pin_env", "pin_file",
-                                          "email",   "eab_kid",      "eab_hmac_key", NULL};
+                                          "email",   "eab_kid",      "eab_hmac_key", "eab_alg", NULL};
 
 static int parse_tenant(cfgp *p, ks_tenant_config *t, const char *name, json_object *obj)
 {
@@ -84,7 +84,7 @@ static int parse_tenant(cfgp *p, ks_tenant_config *t, const char *name, json_obj
         opt_string(p, obj, path, "pin_env", 0, &t->pin_env) < 0 ||
         opt_string(p, obj, path, "pin_file", 0, &t->pin_file) < 0 ||
         opt_string(p, obj, path, "email", 0, &t->email) < 0 ||
-        parse_eab(p, obj, path, &t->eab_kid, &t->eab_hmac_key) < 0)
+        parse_eab(p, obj, path, &t->eab_kid, &t->eab_hmac_key, &t->eab_alg) < 0)
         return -1;
     if (t->token == NULL && t->token_serial == NULL)
         return cfail(p, path, "name the tenant's token (\"token\" or \"token_serial\")");
@@ -500,6 +500,7 @@ void free_keys_and_certificates(ks_config *cfg)
         free(t->email);
         free(t->eab_kid);
         free(t->eab_hmac_key);
+        free(t->eab_alg);
     }
     free(cfg->tenants);
 }

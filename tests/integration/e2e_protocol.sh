@@ -72,9 +72,9 @@ assert_contains run.out "registering the ACME account" "the failing step is name
 assert_eq 0 "$(sql "SELECT count(*) FROM accounts WHERE account_url IS NOT NULL")" "no account recorded"
 
 config_merge keysvc.json "{\"account\": {\"email\": \"admin@example.test\", \"eab_kid\": \"$EAB_KID\",
-    \"eab_hmac_key\": \"$EAB_HMAC_KEY\"}}"
+    \"eab_hmac_key\": \"$EAB_HMAC_KEY\", \"eab_alg\": \"HS512\"}}"
 run_keysvc run --config keysvc.json eab.test > /dev/null
-assert_eq 0 "$RUN_RC" "with account.eab_kid and eab_hmac_key the account is registered"
+assert_eq 0 "$RUN_RC" "with account.eab_kid and eab_hmac_key (HS512) the account is registered"
 assert_contains run.out "registered ACME account" "a new account was registered"
 
 # ----------------------------------------------------- preferred_chain
@@ -174,9 +174,10 @@ assert_eq "deactivated" "$(sql "SELECT status FROM accounts WHERE account_url = 
     "the database records the deactivation"
 assert_eq "0" "$(sql "SELECT count(*) FROM keys WHERE purpose = 'account' AND state = 'live'")" \
     "the deactivated account's key is destroyed"
+config_merge keysvc.json '{"account": {"eab_alg": "HS384"}}'
 run_keysvc account show --config keysvc.json > /dev/null
 assert_eq 0 "$RUN_RC" "account show after the deactivation"
-assert_contains run.out "registered ACME account" "a new account was registered (with a new key)"
+assert_contains run.out "registered ACME account" "a new account was registered (a new key, EAB with HS384)"
 new_url=$(sql "SELECT account_url FROM accounts WHERE status = 'valid'")
 [ -n "$new_url" ] && [ "$new_url" != "$account_url" ] || fail "no new account URL recorded"
 pass "the database holds the new account beside the deactivated one"

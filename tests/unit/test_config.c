@@ -549,10 +549,65 @@ static void test_bad_curve_and_nulls(void **state)
     load_fails(f, "{" HSM_OK ", \"directories\": {\"state\": null}}", "directories.state");
 }
 
+static void test_protocol_settings(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"account\": {\"eab_kid\": \"k1\", \"eab_hmac_key\": \"c2VjcmV0\","
+           " \"eab_alg\": \"HS384\"},"
+           " \"settings\": {\"max_domains_per_order\": 50, \"preferred_chain\": \"Root X\","
+           " \"ari\": false},"
+           " \"certificates\": {\"a.test\": {\"alt_names\": {\"a.test\": [\"@\", \"*\", \"t\","
+           " \"w\"]}}},"
+           " \"http_challenges\": {\"w.a.test\": \"/tmp\"},"
+           " \"tls_alpn_challenges\": {\"t.a.test\": \"[::1]:8443\"},"
+           " \"dns_hooks\": {\"auth\": \"/bin/hook add\", \"cleanup\": \"/bin/hook del\","
+           " \"timeout\": 20}}");
+    assert_string_equal(cfg->account_eab_kid, "k1");
+    assert_string_equal(cfg->account_eab_alg, "HS384");
+    assert_int_equal(cfg->max_domains_per_order, 50);
+    assert_string_equal(cfg->preferred_chain, "Root X");
+    assert_int_equal(cfg->ari, 0);
+    assert_int_equal(cfg->dns_hook_timeout, 20);
+    /* Each name by its method; a wildcard always by dns-01. */
+    assert_int_equal(ks_config_challenge(cfg, "w.a.test"), KS_CHALLENGE_HTTP01);
+    assert_int_equal(ks_config_challenge(cfg, "t.a.test"), KS_CHALLENGE_TLSALPN01);
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_DNS01);
+    assert_int_equal(ks_config_challenge(cfg, "*.a.test"), KS_CHALLENGE_DNS01);
+    const ks_tls_alpn_challenge *t = ks_config_tls_alpn(cfg, "t.a.test");
+    assert_non_null(t);
+    assert_string_equal(t->address, "::1");
+    assert_int_equal(t->port, 8443);
+    ks_config_free(cfg);
+}
+
+static void test_protocol_setting_errors(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "{" HSM_OK ", \"account\": {\"eab_kid\": \"k1\"}}", "account.eab_hmac_key");
+    load_fails(f, "{" HSM_OK ", \"account\": {\"eab_kid\": \"k\", \"eab_hmac_key\": \"a+b/\"}}",
+               "account.eab_hmac_key");
+    load_fails(f,
+               "{" HSM_OK ", \"account\": {\"eab_kid\": \"k\", \"eab_hmac_key\": \"ab\","
+               " \"eab_alg\": \"HS1\"}}",
+               "account.eab_alg");
+    load_fails(f, "{" HSM_OK ", \"tls_alpn_challenges\": {\"a.test\": \"localhost:443\"}}",
+               "tls_alpn_challenges");
+    load_fails(f, "{" HSM_OK ", \"tls_alpn_challenges\": {\"a.test\": \"127.0.0.1:0\"}}",
+               "tls_alpn_challenges");
+    load_fails(f, "{" HSM_OK ", \"tls_alpn_challenges\": {\"*.a.test\": \"127.0.0.1:443\"}}",
+               "wildcards need dns-01");
+    load_fails(f, "{" HSM_OK ", \"dns_hooks\": {\"auth\": \"x 'unterminated\"}}", "dns_hooks");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"max_domains_per_order\": 0}}",
+               "settings.max_domains_per_order");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_setting_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_key_types_follow_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_directory, setup, teardown),
