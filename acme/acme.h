@@ -40,6 +40,10 @@ int acme_client_set_account(acme_client *c, const acme_signer *signer, const cha
                             ks_err *err);
 const char *acme_client_account_url(const acme_client *c);
 
+/* Drops the account key and URL: signed requests fail until the next
+ * acme_client_set_account (for a signer whose strings are about to go). */
+void acme_client_forget_account(acme_client *c);
+
 /* Whether the directory offers an optional resource: "keyChange",
  * "revokeCert" or "renewalInfo". */
 int acme_client_has(const acme_client *c, const char *resource);

@@ -117,6 +117,16 @@ out:
     return rc;
 }
 
+void acme_client_forget_account(acme_client *c)
+{
+    free(c->thumbprint);
+    free(c->kid);
+    c->thumbprint = NULL;
+    c->kid = NULL;
+    memset(&c->signer, 0, sizeof(c->signer));
+    c->have_signer = 0;
+}
+
 int acme_client_set_account(acme_client *c, const acme_signer *signer, const char *kid,
                             ks_err *err)
 {

@@ -4,7 +4,6 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -91,36 +90,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* A POST body, handed to curl by a read callback rather than as
- * CURLOPT_POSTFIELDS so that a resend is noticed: when a reused connection
- * dies before any answer, libcurl rewinds the body and sends the request
- * again on a new connection, on its own. */
-struct body_source {
-    const char *data;
-    size_t len;
-    size_t off;
-    int resent; /* the body was rewound after (some of) it had gone out */
-};
-
-static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
+/* Counts libcurl's attempts at sending one request.  When a reused
+ * connection dies before any answer, libcurl sends the request again on a
+ * new connection, on its own; this is how that is noticed. */
+static int on_prereq(void *userdata, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
 {
-    struct body_source *s = userdata;
-    size_t room = size * nitems, left = s->len - s->off;
-    size_t n = left < room ? left : room;
-    memcpy(buf, s->data + s->off, n);
-    s->off += n;
-    return n;
-}
-
-static int on_seek(void *userdata, curl_off_t offset, int origin)
-{
-    struct body_source *s = userdata;
-    if (offset != 0 || origin != SEEK_SET)
-        return CURL_SEEKFUNC_CANTSEEK;
-    if (s->off > 0)
-        s->resent = 1;
-    s->off = 0;
-    return CURL_SEEKFUNC_OK;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    (*(int *)userdata)++;
+    return CURL_PREREQFUNC_OK;
 }
 
 static char *trimmed_dup(const char *start, const char *end)
@@ -216,8 +197,8 @@ static int classify_curl_error(CURLcode rc)
     }
 }
 
-static void setup_handle(acme_http *h, const char *method, const char *url,
-                         struct body_source *body, struct curl_slist *headers)
+static void setup_handle(acme_http *h, const char *method, const char *url, const char *body,
+                         struct curl_slist *headers)
 {
     CURL *c = h->curl;
     curl_easy_reset(c);
@@ -237,11 +218,8 @@ static void setup_handle(acme_http *h, const char *method, const char *url,
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, body);
-        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(c, CURLOPT_SEEKDATA, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
     } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
@@ -251,11 +229,11 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
                       const char *accept, size_t max_body, acme_response *resp, ks_err *err)
 {
     struct body_sink sink = {.max = max_body};
-    struct body_source source = {.data = body ? body : "", .len = body ? strlen(body) : 0};
     struct curl_slist *headers = NULL;
     char accept_hdr[128];
     char curl_detail[CURL_ERROR_SIZE] = "";
     int result = ACME_HTTP_OK;
+    int attempts = 0;
 
     memset(resp, 0, sizeof(*resp));
     if (strcmp(method, "POST") == 0)
@@ -265,7 +243,9 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
     /* No "Expect: 100-continue" round trip for our small bodies. */
     headers = curl_slist_append(headers, "Expect:");
 
-    setup_handle(h, method, url, &source, headers);
+    setup_handle(h, method, url, body, headers);
+    curl_easy_setopt(h->curl, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(h->curl, CURLOPT_PREREQDATA, &attempts);
     curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -296,7 +276,7 @@ int acme_http_request(acme_http *h, const char *method, const char *url, const c
      * that refusal (badNonce): the request may have reached the server, and
      * retrying it as if it had not would repeat it. */
     long resent_status = 0;
-    if (result == ACME_HTTP_OK && source.resent) {
+    if (result == ACME_HTTP_OK && attempts > 1 && strcmp(method, "POST") == 0) {
         curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resent_status);
         if (resent_status >= 400 || resent_status == 0) {
             ks_fail(err, "%s %s: the connection failed after the request was sent, and "

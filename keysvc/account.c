@@ -112,9 +112,16 @@ static int sync_contact(ks_run *run, const store_account *acct, ks_err *err)
     if (same_text(email, acct->contact))
         return 0;
     acme_account_info info = {0};
-    int rc = acme_account_update_contact(run->acme, &email, email ? 1 : 0, &info, err);
+    ks_err refused = {0};
+    int rc = acme_account_update_contact(run->acme, &email, email ? 1 : 0, &info, &refused);
     acme_account_info_clear(&info);
-    if (rc < 0 || store_account_set_url(run->db, acct->id, acct->account_url, email, err) < 0)
+    if (rc < 0) {
+        /* The account still works with its old contact: not a reason to
+         * stop renewing. */
+        ks_warn("the CA kept the account's old contact: %s", refused.msg);
+        return 0;
+    }
+    if (store_account_set_url(run->db, acct->id, acct->account_url, email, err) < 0)
         return ks_failp(err, "updating the account's contact");
     ks_info("account contact updated to %s", email ? email : "(none)");
     run->changed = 1;
@@ -151,7 +158,9 @@ static int find_incoming_key(ks_run *run, store_key *out, ks_err *err)
     return 0;
 }
 
-/* Whether the CA knows `key` as the account at `account_url`. */
+/* Whether the CA knows `key` as the account at `account_url`: 1 yes, 0 no
+ * (accountDoesNotExist), -1 when that cannot be told, also when the CA
+ * knows the key as another account (then nothing may be discarded). */
 static int ca_knows_key(ks_run *run, const store_key *key, const char *account_url, ks_err *err)
 {
     ks_signer_jws_ctx ctx = {.signer = run->signer};
@@ -164,7 +173,13 @@ static int ca_knows_key(ks_run *run, const store_key *key, const char *account_u
     int rc = acme_client_set_account(run->acme, &probe, NULL, err) < 0 ||
                      acme_account_find(run->acme, &known, err) < 0
                  ? -1
-                 : known && same_text(acme_client_account_url(run->acme), account_url);
+                 : known;
+    if (rc == 1 && !same_text(acme_client_account_url(run->acme), account_url))
+        rc = ks_fail(err, "the CA knows key %s as another account URL than the recorded %s; "
+                          "left for an operator",
+                     key->label, account_url);
+    /* The probe's signer dies with this frame: the client must not keep it. */
+    acme_client_forget_account(run->acme);
     free(jwk);
     return rc;
 }
@@ -173,7 +188,7 @@ static int ca_knows_key(ks_run *run, const store_key *key, const char *account_u
  * database's commit leaves a live "incoming" account key.  The CA says
  * which key is the account's: the switch is finished, or the new key is
  * discarded. */
-static int settle_incoming_key(ks_run *run, store_account *acct, ks_err *err)
+int ks_account_settle_key(ks_run *run, store_account *acct, ks_err *err)
 {
     store_key incoming = {0};
     int found = find_incoming_key(run, &incoming, err);
@@ -211,7 +226,7 @@ int ks_account_ensure(ks_run *run, ks_err *err)
     if (create_client(run, err) < 0)
         goto out;
     int found = store_account_find(run->db, run->tenant, run->cfg->acme_directory_url, &acct, err);
-    if (found == 1 && acct.account_url != NULL && settle_incoming_key(run, &acct, err) < 0)
+    if (found == 1 && acct.account_url != NULL && ks_account_settle_key(run, &acct, err) < 0)
         goto out;
     if (found == 0 && acme_client_eab_required(run->acme) && account_eab(run, &eab) == NULL) {
         ks_fail(err, "%s requires external account binding: set account.eab_kid and "

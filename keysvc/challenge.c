@@ -227,9 +227,11 @@ static int publish(validation *v, ks_err *err)
             rc = run_dns_hook(v, p, v->run->cfg->dns_auth_hook, 0, dns_total - ++dns_done, err);
         else
             rc = add_tls_alpn(v, p, err);
+        /* A dns auth hook that failed may have published its record all
+         * the same: the cleanup hook runs for it too. */
+        p->published = p->kind == KS_CHALLENGE_DNS01 || (rc == 0 && p->kind == KS_CHALLENGE_HTTP01);
         if (rc < 0)
             return ks_failp(err, "%s", p->name);
-        p->published = p->kind != KS_CHALLENGE_TLSALPN01;
         if (p->kind == KS_CHALLENGE_HTTP01) /* the tests check every one is removed */
             ks_debug("%s: http-01 answer %s published in %s", p->name, p->token, p->webroot);
         else

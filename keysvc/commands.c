@@ -20,15 +20,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Server text on the terminal: escaped. */
+static void print_escaped(const char *label, const char *text)
+{
+    char *shown = text ? ks_escape_new(text, (size_t)-1) : NULL;
+    printf("%s%s\n", label, shown ? shown : "(not given)");
+    free(shown);
+}
+
 static void print_account(const ks_run *run, const acme_account_info *info)
 {
     if (run->opts->quiet)
         return;
     printf("tenant:  %s\n", run->tenant);
-    printf("account: %s\n", acme_client_account_url(run->acme));
-    printf("status:  %s\n", info->status ? info->status : "(not given)");
+    print_escaped("account: ", acme_client_account_url(run->acme));
+    print_escaped("status:  ", info->status);
     for (size_t i = 0; i < info->n_contact; i++)
-        printf("contact: %s\n", info->contact[i]);
+        print_escaped("contact: ", info->contact[i]);
     printf("key:     %s (%s, %s)\n", run->account_key.label, run->account_key.key_type,
            run->account_key.params);
 }
@@ -85,8 +93,9 @@ static int new_account_key(ks_run *run, store_key *incoming, ks_err *err)
     return ks_keys_generate_incoming(run->db, run->signer, &req, incoming, err);
 }
 
-/* keyChange with the incoming key; on a clear refusal the key is discarded
- * (a failure that leaves doubt keeps it for ks_account_ensure to settle). */
+/* keyChange with the incoming key.  The client signs with it afterwards;
+ * its strings die here, so the client forgets it in every case (the
+ * command makes no further request). */
 static int change_key_at_ca(ks_run *run, const store_key *incoming, ks_err *err)
 {
     ks_signer_jws_ctx ctx = {.signer = run->signer};
@@ -98,6 +107,7 @@ static int change_key_at_ca(ks_run *run, const store_key *incoming, ks_err *err)
                                .ctx = &ctx};
         rc = acme_account_key_change(run->acme, &new_key, err);
     }
+    acme_client_forget_account(run->acme);
     free(jwk);
     return rc;
 }
@@ -117,9 +127,11 @@ static int account_key_rollover(ks_run *run, ks_err *err)
         goto out;
     ks_crashpoint("account-key:generated");
     if (change_key_at_ca(run, &incoming, err) < 0) {
-        ks_err discard_err;
-        if (ks_keys_discard_incoming(run->db, run->signer, &incoming, &discard_err) < 0)
-            ks_warn("%s (settled by the next run)", discard_err.msg);
+        /* The CA may have taken the change even though its answer was lost:
+         * it is asked which key it knows before anything is destroyed. */
+        ks_err settle_err;
+        if (ks_account_settle_key(run, &acct, &settle_err) < 0)
+            ks_warn("%s (the new key is kept; the next run settles it)", settle_err.msg);
         goto out;
     }
     ks_crashpoint("account-key:changed");
@@ -171,6 +183,31 @@ static int revoke_with_certificate_key(ks_run *run, const store_cert *have,
     return rc;
 }
 
+/* RFC 5280 CRLReason keyCompromise. */
+#define KS_REASON_KEY_COMPROMISE 1
+
+/* A compromised key must never sign again: the backup becomes the primary
+ * (so the replacement is issued on it), and the compromised key leaves the
+ * token with the next run (or stays as the previous key where
+ * directories.previous_key keeps one).  Certificates sharing the key are
+ * replaced by the next run too, their key having changed. */
+static int retire_compromised_key(ks_run *run, const ks_cert_config *cert, ks_key_type type,
+                                  ks_err *err)
+{
+    const ks_key_config *k = &run->cfg->keys[cert->key];
+    ks_key_request req;
+    if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_CERTIFICATE, k->name, type, k->key_size,
+                            k->key_curve, err) < 0 ||
+        ks_keys_rollover(run->db, run->signer, &req, err) < 0)
+        return ks_failp(err, "revoked for key compromise, but rolling key %s over failed: run "
+                             "keysvc run --rollover %s before anything else",
+                        k->name, k->name);
+    if (!run->opts->quiet)
+        printf("rolled over %s (%s): the compromised key signs nothing more\n", k->name,
+               ks_key_type_name(type));
+    return 0;
+}
+
 static int revoke_one(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks_err *err)
 {
     store_cert have = {0};
@@ -194,7 +231,8 @@ static int revoke_one(ks_run *run, const ks_cert_config *cert, ks_key_type type,
         printf("revoked %s (%s): serial %s%s; the next run issues a replacement\n", cert->name,
                ks_key_type_name(type), have.serial, rc == 1 ? " (the CA had revoked it already)" : "");
     run->changed = 1;
-    rc = 0;
+    rc = run->opts->revoke_reason == KS_REASON_KEY_COMPROMISE ? retire_compromised_key(run, cert, type, err)
+                                                             : 0;
 out:
     OPENSSL_free(der);
     store_cert_clear(&have);
@@ -217,10 +255,29 @@ static int revoke_selected(ks_run *run)
     return failures;
 }
 
+/* show, deactivate and key-rollover act on an account that exists; they
+ * never register one. */
+static int require_account(ks_run *run, ks_err *err)
+{
+    ks_action a = run->opts->action;
+    if (a != KS_ACTION_ACCOUNT_SHOW && a != KS_ACTION_ACCOUNT_DEACTIVATE &&
+        a != KS_ACTION_ACCOUNT_KEY_ROLLOVER)
+        return 0;
+    store_account acct = {0};
+    int found = store_account_find(run->db, run->tenant, run->cfg->acme_directory_url, &acct, err);
+    int registered = found == 1 && acct.account_url != NULL;
+    store_account_clear(&acct);
+    if (found < 0)
+        return -1;
+    return registered ? 0
+                      : ks_fail(err, "no ACME account is recorded for %s (a run registers one)",
+                                run->cfg->acme_directory_url);
+}
+
 int ks_tenant_command(ks_run *run)
 {
     ks_err err = {0};
-    int rc = ks_account_ensure(run, &err);
+    int rc = require_account(run, &err) < 0 ? -1 : ks_account_ensure(run, &err);
     if (rc == 0) {
         switch (run->opts->action) {
         case KS_ACTION_ACCOUNT_SHOW:

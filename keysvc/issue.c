@@ -147,7 +147,8 @@ static int preauthorize(issue_ctx *ic, ks_err *err)
 }
 
 /* newOrder, with `replaces` when renewing; a CA that refuses the
- * replacement (for example alreadyReplaced) gets a plain order. */
+ * replacement itself (alreadyReplaced, or a problem about the field) gets a
+ * plain order.  Other failures are not repeated here. */
 static int place_order(issue_ctx *ic, ks_err *err)
 {
     const char *const *names = (const char *const *)ic->cert->alt_names;
@@ -156,6 +157,9 @@ static int place_order(issue_ctx *ic, ks_err *err)
         ks_err refused;
         if (acme_order_new(ic->run->acme, names, n, ic->replaces, &ic->order, &refused) == 0)
             return 0;
+        /* The problem's type and detail are in the (escaped) message. */
+        if (strstr(refused.msg, "alreadyReplaced") == NULL && strstr(refused.msg, "replaces") == NULL)
+            return ks_fail(err, "%s", refused.msg);
         ks_warn("%s: order replacing %s refused (%s); ordering without \"replaces\"",
                 ic->cert->name, ic->replaces, refused.msg);
     }

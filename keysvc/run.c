@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,10 @@ static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert
         return "names changed";
     if (ari_due == 1)
         return "the CA's renewal window has come (ARI)";
+    /* A window the CA places too late must not let the certificate lapse:
+     * its last tenth of validity renews whatever the window says. */
+    if (ari_due == 0 && have->not_after - time(NULL) < (have->not_after - have->not_before) / 10)
+        return "expiring, and the CA's renewal window lies later";
     if (ari_due == -1 && have->not_after - time(NULL) < (time_t)cfg->renewal_days * 86400)
         return "due for renewal";
     if (primary == NULL || primary->id != have->key_id)
@@ -156,19 +161,37 @@ static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type typ
 #define ARI_DEFAULT_RECHECK_S (6 * 3600)
 /* A CA without renewalInfo is asked again (through its directory) after this. */
 #define ARI_ABSENT_RECHECK_S (24 * 3600)
+/* After a failed request: the CA is not asked again for this long. */
+#define ARI_FAILED_RECHECK_S 3600
 /* Retry-After is honoured within these bounds (RFC 9773 4.3 leaves the
  * client to clamp unreasonable values). */
 #define ARI_MIN_RECHECK_S 60
 #define ARI_MAX_RECHECK_S (7 * 86400)
 
+/* When to ask again: after the CA's Retry-After within bounds, or the
+ * default, plus up to a tenth more, so that certificates checked in one run
+ * are not all due again in the same run. */
 static time_t ari_next_check(time_t now, long long retry_after_s)
 {
     long long wait = retry_after_s > 0 ? retry_after_s : ARI_DEFAULT_RECHECK_S;
+    unsigned short r = 0;
     if (wait < ARI_MIN_RECHECK_S)
         wait = ARI_MIN_RECHECK_S;
     if (wait > ARI_MAX_RECHECK_S)
         wait = ARI_MAX_RECHECK_S;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) == 1)
+        wait += (long long)r * (wait / 10) / 65536;
     return now + (time_t)wait;
+}
+
+/* A failed request keeps the stored window and moves only the next check,
+ * so that an unavailable renewalInfo does not cost every run its retries. */
+static void ari_postpone(ks_run *run, store_cert *have)
+{
+    ks_err ignored;
+    have->ari.next_check = time(NULL) + ARI_FAILED_RECHECK_S;
+    if (store_cert_set_ari(run->db, have->id, &have->ari, &ignored) < 0)
+        ks_warn("%s", ignored.msg);
 }
 
 /* The RFC 9773 identifier of a stored certificate; caller frees. */
@@ -216,7 +239,8 @@ static int ari_refresh(ks_run *run, store_cert *have, const char *cert_id, ks_er
 /* Whether the CA's renewal information says to renew now: 1 yes, 0 not
  * yet, -1 no information (renewal_days decide).  The CA is asked only when
  * the stored answer has expired, so a run with nothing due stays off the
- * network.  *cert_id gets the identifier for "replaces" (caller frees). */
+ * network.  When due, *cert_id gets the identifier for "replaces" (caller
+ * frees). */
 static int ari_due(ks_run *run, store_cert *have, char **cert_id)
 {
     ks_err err = {0};
@@ -224,16 +248,21 @@ static int ari_due(ks_run *run, store_cert *have, char **cert_id)
     if (!run->cfg->ari)
         return -1;
     if (have->ari.next_check == 0 || time(NULL) >= have->ari.next_check) {
-        if ((*cert_id = ari_cert_id_new(have, &err)) == NULL ||
-            ks_account_ensure(run, &err) < 0 || ari_refresh(run, have, *cert_id, &err) < 0)
-            ks_warn("%s (%s): renewal information unavailable, renewal_days decide: %s",
+        char *id = ari_cert_id_new(have, &err);
+        if (id == NULL || ks_account_ensure(run, &err) < 0 || ari_refresh(run, have, id, &err) < 0) {
+            ks_warn("%s (%s): renewal information unavailable (asked again in an hour; the "
+                    "last window or renewal_days decide): %s",
                     have->name, have->key_type, err.msg);
+            ari_postpone(run, have);
+        }
+        free(id);
     }
     if (have->ari.window_end == 0)
         return -1;
-    if (*cert_id == NULL && (*cert_id = ari_cert_id_new(have, &err)) == NULL)
+    int due = time(NULL) >= have->ari.renew_at;
+    if (due && (*cert_id = ari_cert_id_new(have, &err)) == NULL)
         ks_warn("%s", err.msg);
-    return time(NULL) >= have->ari.renew_at;
+    return due;
 }
 
 /* Brings one certificate of one key type up to date. */

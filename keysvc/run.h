@@ -94,6 +94,12 @@ int ks_output_write(ks_run *run, const ks_cert_config *cert, ks_key_type type,
 /* Makes sure the ACME client and account exist (account.c). */
 int ks_account_ensure(ks_run *run, ks_err *err);
 
+/* Settles an account key rollover that was interrupted, or whose keyChange
+ * answer was lost: a live "incoming" account key is made the account's key
+ * when the CA knows it as this account, destroyed when the CA says it does
+ * not, and kept (with an error) when the CA cannot tell. */
+int ks_account_settle_key(ks_run *run, store_account *acct, ks_err *err);
+
 /* The contact address for the run's tenant's account, or NULL. */
 const char *ks_account_email(const ks_run *run);
 

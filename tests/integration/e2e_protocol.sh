@@ -163,8 +163,23 @@ serial=$(sql "SELECT serial FROM certificates WHERE name = 'alpn.test' AND is_cu
 run_keysvc revoke --config keysvc.json --with-certificate-key --reason keyCompromise alpn.test > /dev/null
 assert_eq 0 "$RUN_RC" "revoke signed by the certificate's own key"
 assert_eq "Revoked" "$(pebble_cert_status "$serial")" "pebble reports alpn.test revoked"
+assert_contains run.out "rolled over alpn.test (ecdsa)" "keyCompromise rolls the key over"
+revoked_key=$(sql "SELECT key_id FROM certificates WHERE serial = '$serial'")
+primary=$(sql "SELECT id FROM keys WHERE name = 'alpn.test' AND role = 'primary'")
+[ "$primary" != "$revoked_key" ] || fail "the compromised key is still the primary"
+assert_eq "previous" "$(sql "SELECT role FROM keys WHERE id = $revoked_key")" \
+    "the compromised key is only the previous key now (destroyed by the next run)"
+run_keysvc run --config keysvc.json alpn.test > /dev/null
+assert_eq 0 "$RUN_RC" "the next run issues alpn.test again"
+assert_eq "$primary" "$(sql "SELECT key_id FROM certificates WHERE name = 'alpn.test' AND is_current")" \
+    "on the new primary key"
+assert_eq "destroyed" "$(sql "SELECT state FROM keys WHERE id = $revoked_key")" \
+    "and the compromised key is destroyed"
+run_keysvc revoke --config keysvc.json eab.test alpn.test > /dev/null
+assert_eq 0 "$RUN_RC" "two certificates revoked in one command"
 run_keysvc revoke --config keysvc.json alpn.test > /dev/null
 assert_eq 2 "$RUN_RC" "revoking again: nothing current to revoke"
+assert_contains run.out "no current certificate to revoke" "said so"
 
 run_keysvc account deactivate --config keysvc.json > /dev/null
 assert_eq 2 "$RUN_RC" "deactivate without --yes is refused"
@@ -176,7 +191,10 @@ assert_eq "0" "$(sql "SELECT count(*) FROM keys WHERE purpose = 'account' AND st
     "the deactivated account's key is destroyed"
 config_merge keysvc.json '{"account": {"eab_alg": "HS384"}}'
 run_keysvc account show --config keysvc.json > /dev/null
-assert_eq 0 "$RUN_RC" "account show after the deactivation"
+assert_eq 2 "$RUN_RC" "account show after the deactivation: no account (show registers none)"
+assert_contains run.out "no ACME account is recorded" "said so"
+run_keysvc account update --config keysvc.json > /dev/null
+assert_eq 0 "$RUN_RC" "account update registers a new account"
 assert_contains run.out "registered ACME account" "a new account was registered (a new key, EAB with HS384)"
 new_url=$(sql "SELECT account_url FROM accounts WHERE status = 'valid'")
 [ -n "$new_url" ] && [ "$new_url" != "$account_url" ] || fail "no new account URL recorded"
