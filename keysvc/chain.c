@@ -203,7 +203,7 @@ int ks_chain_pick(char *const *pems, size_t n, const char *preferred, ks_err *er
 {
     int first_good = -1;
     for (size_t i = 0; i < n; i++) {
-        ks_err why;
+        ks_err why = {{0}};
         int match = chain_tops_out_at(pems[i], preferred ? preferred : "", &why);
         if (match < 0) {
             ks_warn("chain %zu from the CA is unusable: %s", i + 1, why.msg);

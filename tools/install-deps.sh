@@ -10,6 +10,7 @@ PACKAGES=(
   postgresql softhsm2 libsofthsm2-dev opensc pebble
   python3 curl ca-certificates valgrind procps
   nginx-light libengine-pkcs11-openssl
+  clang
 )
 
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }

@@ -6,8 +6,10 @@
 # pebble started by CTest fixtures on 127.0.0.1):
 #   build/       RelWithDebInfo
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer
-# and finally the tests labelled "valgrind" (unit tests, token tests and the
-# end-to-end runs with keysvc under valgrind memcheck) in build/.
+# then the tests labelled "valgrind" (unit tests, token tests and the
+# end-to-end runs with keysvc under valgrind memcheck) in build/, and
+# finally the libFuzzer targets (tests/fuzz/, clang) in build-fuzz/: their
+# seeds and regressions replayed, then FUZZ_SECONDS (30) of fuzzing each.
 #
 # Usage: sudo tools/run-tests.sh [--quick]    (--quick: the first build only)
 set -euo pipefail
@@ -41,4 +43,11 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 
 step "valgrind: unit tests, the token tests and the end-to-end runs (build/)"
 (cd "$SRC/build" && ctest -j"$JOBS" --output-on-failure --timeout 900 -L valgrind)
+
+# Only the acme library and keysvc/chain.c are fuzzed: no test suite here.
+step "fuzz: replay, then ${FUZZ_SECONDS:-30} s per target (build-fuzz/, clang)"
+cmake -S "$SRC" -B "$SRC/build-fuzz" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DKEYSVC_FUZZ=ON -DKEYSVC_TESTS=OFF >/dev/null
+cmake --build "$SRC/build-fuzz" -j"$JOBS" --target fuzz_targets
+"$SRC/tests/fuzz/run-fuzz.sh" "$SRC/build-fuzz/tests/fuzz" "${FUZZ_SECONDS:-30}"
 step "All tests passed"
