@@ -4,13 +4,13 @@ faults, and answers ARI (RFC 9773 renewalInfo) requests itself.
 
     fault-proxy.py --upstream https://127.0.0.1:PEBBLE_PORT --upstream-ca CA.pem \
                    --cert TLS.pem --key TLS.key --rules RULES.json \
-                   --port-file FILE --log FILE [--listen 127.0.0.1:0]
+                   --port-file FILE --log FILE [--listen 127.0.0.1:0] [--exit-with-parent]
 
 Python 3 standard library only; run it as /usr/bin/python3.  The client's Host header is
 forwarded unchanged: pebble builds every URL it returns from Host and checks the JWS "url"
 against it, so nothing needs rewriting.  RULES.json is re-read on every request.  The rules
 format, the log format and the nonce behaviour are described in tests/rig/README.md.
-Stops on SIGTERM (exit 0).
+Stops on SIGTERM (exit 0), and with --exit-with-parent when its parent process is gone.
 """
 import argparse
 import base64
@@ -649,6 +649,8 @@ def main():
     ap.add_argument("--port-file", required=True, help="the listening port is written here once listening")
     ap.add_argument("--log", required=True, help="one JSON line per request is appended here")
     ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (default 127.0.0.1:0 = any free port)")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop (as on SIGTERM) once the parent process is gone, e.g. a test killed by a timeout")
     a = ap.parse_args()
 
     up = urllib.parse.urlsplit(a.upstream)
@@ -676,6 +678,15 @@ def main():
         raise SystemExit(0)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    if a.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            sys.stderr.write("%s: parent %d is gone\n" % (ME, parent))
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch_parent, daemon=True).start()
 
     bound = srv.server_address[1]
     tmp = a.port_file + ".tmp"
