@@ -119,12 +119,13 @@ static char *dns_names_new(const validation *v)
         if (v->items[i].kind == KS_CHALLENGE_DNS01)
             len += strlen(v->items[i].authz->identifier) + 1;
     char *out = calloc(len, 1);
+    size_t used = 0;
     for (size_t i = 0; out != NULL && i < v->n; i++) {
         if (v->items[i].kind != KS_CHALLENGE_DNS01)
             continue;
-        if (out[0] != '\0')
-            strcat(out, ",");
-        strcat(out, v->items[i].authz->identifier);
+        /* len counted a comma and the name for each: this always fits. */
+        used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "," : "",
+                                 v->items[i].authz->identifier);
     }
     return out;
 }

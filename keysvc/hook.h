@@ -34,7 +34,8 @@ void ks_words_free(char **argv);
  * into *output (caller frees; NULL to discard), its standard error passed
  * through.  A hook still running after timeout_s seconds is killed with
  * its process group.  Returns 0 when it exited 0, else -1 with err naming
- * the hook and its exit status or signal. */
+ * the hook and its exit status or signal; *output is set in both cases
+ * (NULL only when the command could not be split). */
 int ks_hook_run(const char *what, const char *command, const ks_hook_var *vars, size_t n_vars,
                 int timeout_s, char **output, ks_err *err);
 

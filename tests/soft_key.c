@@ -1,6 +1,7 @@
 #include "soft_key.h"
 
 #include <openssl/ec.h>
+#include <openssl/evp.h>
 #include <stdlib.h>
 
 unsigned char *soft_digest_sign(EVP_PKEY *key, const EVP_MD *md, const unsigned char *in,
@@ -68,4 +69,18 @@ unsigned char *soft_ecdsa_raw_to_der(const unsigned char *raw, size_t raw_len, s
         return NULL;
     *der_len = (size_t)n;
     return der;
+}
+
+char *soft_b64url_new(const unsigned char *in, size_t len)
+{
+    char *out = malloc(4 * ((len + 2) / 3) + 1);
+    if (out == NULL)
+        return NULL;
+    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    while (n > 0 && out[n - 1] == '=')
+        n--;
+    out[n > 0 ? n : 0] = '\0';
+    for (char *c = out; *c; c++)
+        *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+    return out;
 }

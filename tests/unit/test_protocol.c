@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "soft_key.h"
+
 #include "acme.h"
 #include "internal.h"
 #include "ks_err.h"
@@ -25,20 +27,6 @@
 #include <openssl/x509v3.h>
 #include <time.h>
 
-/* base64url without padding, made from OpenSSL's standard base64. */
-static char *b64url(const unsigned char *in, size_t len)
-{
-    char *out = malloc(4 * ((len + 2) / 3) + 1);
-    assert_non_null(out);
-    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    assert_true(n >= 0);
-    while (n > 0 && out[n - 1] == '=')
-        n--;
-    out[n] = '\0';
-    for (char *p = out; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    return out;
-}
 
 static int is_b64url_alphabet(const char *s)
 {
@@ -483,8 +471,8 @@ static void expect_cert_id(const unsigned char *serial, size_t serial_len,
     assert_int_equal(enc_len, content_len);
     assert_memory_equal(enc, content, content_len);
 
-    char *k = b64url(test_keyid, sizeof(test_keyid));
-    char *s = b64url(content, content_len);
+    char *k = soft_b64url_new(test_keyid, sizeof(test_keyid));
+    char *s = soft_b64url_new(content, content_len);
     size_t n = strlen(k) + strlen(s) + 2;
     char *want = malloc(n);
     assert_non_null(want);
@@ -643,7 +631,7 @@ static void expect_dns01(const char *key_auth)
     unsigned int md_len = 0;
     assert_int_equal(EVP_Digest(key_auth, strlen(key_auth), md, &md_len, EVP_sha256(), NULL), 1);
     assert_int_equal(md_len, 32);
-    char *want = b64url(md, md_len);
+    char *want = soft_b64url_new(md, md_len);
     ks_err err = {{0}};
     char *got = acme_dns01_value_new(key_auth, &err);
     if (got == NULL)
