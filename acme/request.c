@@ -131,6 +131,17 @@ static void budget_start(retry_budget *b, long long budget_ms)
     b->bad_nonces = 0;
 }
 
+/* `why` without a leading "METHOD URL: " (transport errors name the request
+ * themselves; the messages below name it once). */
+static const char *reason_only(const char *why, const char *method, const char *url)
+{
+    size_t m = strlen(method), u = strlen(url);
+    if (strncmp(why, method, m) == 0 && why[m] == ' ' && strncmp(why + m + 1, url, u) == 0 &&
+        strncmp(why + m + 1 + u, ": ", 2) == 0)
+        return why + m + 1 + u + 2;
+    return why;
+}
+
 /* Sleeps before the next attempt: the server's Retry-After when it asked for
  * longer than our backoff (server_wait_ms < 0 when it did not), otherwise
  * the backoff, which then grows.  Fails when that would pass the deadline. */
@@ -142,6 +153,7 @@ static int budget_wait(retry_budget *b, long long server_wait_ms, const char *me
         wait = server_wait_ms;
     b->backoff_ms = b->backoff_ms * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : b->backoff_ms * 2;
     /* Compared as a difference: now + wait could overflow. */
+    why = reason_only(why, method, url);
     if (wait > b->deadline_ms - ks_now_ms())
         return ks_fail(err, "%s %s: %s; giving up (a retry would wait %lld ms, beyond the limit)",
                        method, url, why, wait);
