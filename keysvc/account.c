@@ -10,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ks_signer_jws_sign(void *ctx, const unsigned char *input, size_t len, unsigned char **sig,
-                       size_t *sig_len, ks_err *err)
+/* acme_signer callback for a ks_key_signer. */
+static int key_signer_sign(void *ctx, const unsigned char *input, size_t len, unsigned char **sig,
+                           size_t *sig_len, ks_err *err)
 {
-    ks_signer_jws_ctx *c = ctx;
-    return ks_signer_sign_jws(c->signer, &c->ref, c->alg, input, len, sig, sig_len, err);
+    ks_key_signer *ks = ctx;
+    return ks_signer_sign_jws(ks->signer, &ks->ref, ks->alg, input, len, sig, sig_len, err);
 }
 
 /* acme_signer callback: the account key signs JWS requests in the token. */
@@ -40,6 +41,24 @@ int ks_key_jws_identity(ks_signer *signer, const ks_keyref *ref, const char **al
         *jwk = acme_jwk_new(pub, err);
     EVP_PKEY_free(pub);
     return *jwk != NULL ? 0 : -1;
+}
+
+int ks_key_signer_init(ks_key_signer *ks, ks_signer *signer, const store_key *row, ks_err *err)
+{
+    memset(ks, 0, sizeof(*ks));
+    ks->signer = signer;
+    if (ks_keyref_from_row(row, &ks->ref, err) < 0 ||
+        ks_key_jws_identity(signer, &ks->ref, &ks->alg, &ks->jwk, err) < 0)
+        return -1;
+    ks->acme = (acme_signer){.alg = ks->alg, .jwk_json = ks->jwk, .sign = key_signer_sign,
+                             .ctx = ks};
+    return 0;
+}
+
+void ks_key_signer_clear(ks_key_signer *ks)
+{
+    free(ks->jwk);
+    ks->jwk = NULL;
 }
 
 static int create_client(ks_run *run, ks_err *err)
@@ -163,14 +182,13 @@ static int find_incoming_key(ks_run *run, store_key *out, ks_err *err)
  * knows the key as another account (then nothing may be discarded). */
 static int ca_knows_key(ks_run *run, const store_key *key, const char *account_url, ks_err *err)
 {
-    ks_signer_jws_ctx ctx = {.signer = run->signer};
-    char *jwk = NULL;
+    ks_key_signer probe;
     int known = 0;
-    if (ks_keyref_from_row(key, &ctx.ref, err) < 0 ||
-        ks_key_jws_identity(run->signer, &ctx.ref, &ctx.alg, &jwk, err) < 0)
+    if (ks_key_signer_init(&probe, run->signer, key, err) < 0) {
+        ks_key_signer_clear(&probe);
         return -1;
-    acme_signer probe = {.alg = ctx.alg, .jwk_json = jwk, .sign = ks_signer_jws_sign, .ctx = &ctx};
-    int rc = acme_client_set_account(run->acme, &probe, NULL, err) < 0 ||
+    }
+    int rc = acme_client_set_account(run->acme, &probe.acme, NULL, err) < 0 ||
                      acme_account_find(run->acme, &known, err) < 0
                  ? -1
                  : known;
@@ -180,7 +198,7 @@ static int ca_knows_key(ks_run *run, const store_key *key, const char *account_u
                      key->label, account_url);
     /* The probe's signer dies with this frame: the client must not keep it. */
     acme_client_forget_account(run->acme);
-    free(jwk);
+    ks_key_signer_clear(&probe);
     return rc;
 }
 

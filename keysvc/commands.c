@@ -51,13 +51,6 @@ static int account_show(ks_run *run, ks_err *err)
     return rc;
 }
 
-/* ks_account_ensure already brings the contact in line with the
- * configuration; this shows the result. */
-static int account_update(ks_run *run, ks_err *err)
-{
-    return account_show(run, err);
-}
-
 static int account_deactivate(ks_run *run, ks_err *err)
 {
     store_account acct = {0};
@@ -98,17 +91,12 @@ static int new_account_key(ks_run *run, store_key *incoming, ks_err *err)
  * command makes no further request). */
 static int change_key_at_ca(ks_run *run, const store_key *incoming, ks_err *err)
 {
-    ks_signer_jws_ctx ctx = {.signer = run->signer};
-    char *jwk = NULL;
-    int rc = -1;
-    if (ks_keyref_from_row(incoming, &ctx.ref, err) == 0 &&
-        ks_key_jws_identity(run->signer, &ctx.ref, &ctx.alg, &jwk, err) == 0) {
-        acme_signer new_key = {.alg = ctx.alg, .jwk_json = jwk, .sign = ks_signer_jws_sign,
-                               .ctx = &ctx};
-        rc = acme_account_key_change(run->acme, &new_key, err);
-    }
+    ks_key_signer new_key;
+    int rc = ks_key_signer_init(&new_key, run->signer, incoming, err) < 0
+                 ? -1
+                 : acme_account_key_change(run->acme, &new_key.acme, err);
     acme_client_forget_account(run->acme);
-    free(jwk);
+    ks_key_signer_clear(&new_key);
     return rc;
 }
 
@@ -167,18 +155,13 @@ static int revoke_with_certificate_key(ks_run *run, const store_cert *have,
                                        const unsigned char *der, size_t len, ks_err *err)
 {
     store_key key = {0};
-    ks_signer_jws_ctx ctx = {.signer = run->signer};
-    char *jwk = NULL;
+    ks_key_signer cert_key = {0};
     int rc = -1;
     if (store_key_get(run->db, have->key_id, &key, err) == 1 &&
-        ks_keyref_from_row(&key, &ctx.ref, err) == 0 &&
-        ks_key_jws_identity(run->signer, &ctx.ref, &ctx.alg, &jwk, err) == 0) {
-        acme_signer cert_key = {.alg = ctx.alg, .jwk_json = jwk, .sign = ks_signer_jws_sign,
-                                .ctx = &ctx};
-        rc = acme_certificate_revoke(run->acme, der, len, run->opts->revoke_reason, &cert_key,
-                                     err);
-    }
-    free(jwk);
+        ks_key_signer_init(&cert_key, run->signer, &key, err) == 0)
+        rc = acme_certificate_revoke(run->acme, der, len, run->opts->revoke_reason,
+                                     &cert_key.acme, err);
+    ks_key_signer_clear(&cert_key);
     store_key_clear(&key);
     return rc;
 }
@@ -284,7 +267,9 @@ int ks_tenant_command(ks_run *run)
             rc = account_show(run, &err);
             break;
         case KS_ACTION_ACCOUNT_UPDATE:
-            rc = account_update(run, &err);
+            /* ks_account_ensure already sent the configured contact: the
+             * account as the CA now has it is the answer. */
+            rc = account_show(run, &err);
             break;
         case KS_ACTION_ACCOUNT_DEACTIVATE:
             rc = account_deactivate(run, &err);

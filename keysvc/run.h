@@ -107,14 +107,19 @@ const char *ks_account_email(const ks_run *run);
  * returns the failure count. */
 int ks_tenant_command(ks_run *run);
 
-/* acme_signer for a token key (account.c): `ctx` is a ks_signer_jws_ctx. */
-typedef struct ks_signer_jws_ctx {
+/* An acme_signer for a token key other than the account's (a new account
+ * key, a certificate key; account.c).  `acme` points into the struct, which
+ * must therefore stay where ks_key_signer_init filled it; the JWK is owned
+ * (ks_key_signer_clear frees it). */
+typedef struct ks_key_signer {
     ks_signer *signer;
     ks_keyref ref;
     const char *alg;
-} ks_signer_jws_ctx;
-int ks_signer_jws_sign(void *ctx, const unsigned char *input, size_t len, unsigned char **sig,
-                       size_t *sig_len, ks_err *err);
+    char *jwk;
+    acme_signer acme;
+} ks_key_signer;
+int ks_key_signer_init(ks_key_signer *ks, ks_signer *signer, const store_key *row, ks_err *err);
+void ks_key_signer_clear(ks_key_signer *ks);
 
 /* The JWS algorithm and JWK of a token key; *jwk newly allocated. */
 int ks_key_jws_identity(ks_signer *signer, const ks_keyref *ref, const char **alg, char **jwk,

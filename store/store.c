@@ -79,11 +79,18 @@ static PGresult *exec_params(store *s, const char *what, const char *sql, int n,
     return res;
 }
 
-static int exec_simple(store *s, const char *what, const char *sql, ks_err *err)
+/* A parameterised statement whose result is not needed: 0 or -1. */
+static int exec_command(store *s, const char *what, const char *sql, int n,
+                        const char *const *values, ks_err *err)
 {
-    PGresult *res = exec_params(s, what, sql, 0, NULL, err);
+    PGresult *res = exec_params(s, what, sql, n, values, err);
     PQclear(res);
     return res ? 0 : -1;
+}
+
+static int exec_simple(store *s, const char *what, const char *sql, ks_err *err)
+{
+    return exec_command(s, what, sql, 0, NULL, err);
 }
 
 /* The first key of keysvc's advisory locks ("KSVC"), so that they do not
@@ -436,10 +443,8 @@ int store_key_set_pin(store *s, int64_t id, const char *spki_sha256, ks_err *err
     char idbuf[24];
     i64_text(idbuf, sizeof(idbuf), id);
     const char *params[] = {idbuf, spki_sha256};
-    PGresult *res = exec_params(s, "recording a key pin",
-                                "UPDATE keys SET spki_sha256 = $2 WHERE id = $1", 2, params, err);
-    PQclear(res);
-    return res ? 0 : -1;
+    return exec_command(s, "recording a key pin",
+                        "UPDATE keys SET spki_sha256 = $2 WHERE id = $1", 2, params, err);
 }
 
 int store_key_move(store *s, int64_t id, const char *from_role, const char *from_state,
@@ -638,11 +643,9 @@ int store_account_set_url(store *s, int64_t id, const char *account_url, const c
     char idbuf[24];
     i64_text(idbuf, sizeof(idbuf), id);
     const char *params[] = {idbuf, account_url, contact};
-    PGresult *res = exec_params(s, "updating account",
-                                "UPDATE accounts SET account_url = $2, contact = $3 WHERE id = $1",
-                                3, params, err);
-    PQclear(res);
-    return res ? 0 : -1;
+    return exec_command(s, "updating account",
+                        "UPDATE accounts SET account_url = $2, contact = $3 WHERE id = $1",
+                        3, params, err);
 }
 
 int store_account_deactivated(store *s, int64_t id, int64_t key_id, ks_err *err)
@@ -650,27 +653,22 @@ int store_account_deactivated(store *s, int64_t id, int64_t key_id, ks_err *err)
     char idbuf[24], keybuf[24];
     i64_text(idbuf, sizeof(idbuf), id);
     i64_text(keybuf, sizeof(keybuf), key_id);
-    const char *params[] = {idbuf, keybuf};
-    int rc = -1;
+    const char *account[] = {idbuf}, *key[] = {keybuf};
     if (store_begin(s, err) < 0)
         return -1;
-    PGresult *acct = exec_params(s, "recording the account's deactivation",
-                                 "UPDATE accounts SET status = 'deactivated' WHERE id = $1"
-                                 " AND status = 'valid'",
-                                 1, params, err);
-    PGresult *key = acct == NULL ? NULL
-                                 : exec_params(s, "retiring the account key",
-                                               "UPDATE keys SET role = 'retired', state ="
-                                               " 'destroying', retired_at = now() WHERE id = $1"
-                                               " AND purpose = 'account' AND state = 'live'",
-                                               1, &params[1], err);
-    if (key != NULL)
-        rc = store_commit(s, err);
-    PQclear(acct);
-    PQclear(key);
-    if (rc < 0)
+    if (exec_command(s, "recording the account's deactivation",
+                     "UPDATE accounts SET status = 'deactivated' WHERE id = $1"
+                     " AND status = 'valid'",
+                     1, account, err) < 0 ||
+        exec_command(s, "retiring the account key",
+                     "UPDATE keys SET role = 'retired', state = 'destroying', retired_at = now()"
+                     " WHERE id = $1 AND purpose = 'account' AND state = 'live'",
+                     1, key, err) < 0 ||
+        store_commit(s, err) < 0) {
         store_rollback(s);
-    return rc;
+        return -1;
+    }
+    return 0;
 }
 
 /* One statement of a transaction that must change exactly one row. */
@@ -720,12 +718,10 @@ int store_cert_revoked(store *s, int64_t id, int reason, ks_err *err)
     i64_text(idbuf, sizeof(idbuf), id);
     snprintf(reasonbuf, sizeof(reasonbuf), "%d", reason);
     const char *params[] = {idbuf, reason >= 0 ? reasonbuf : NULL};
-    PGresult *res = exec_params(s, "recording the revocation",
-                                "UPDATE certificates SET revoked_at = now(), revocation_reason"
-                                " = $2, is_current = false WHERE id = $1",
-                                2, params, err);
-    PQclear(res);
-    return res ? 0 : -1;
+    return exec_command(s, "recording the revocation",
+                        "UPDATE certificates SET revoked_at = now(), revocation_reason"
+                        " = $2, is_current = false WHERE id = $1",
+                        2, params, err);
 }
 
 int store_cert_set_ari(store *s, int64_t id, const store_ari *ari, ks_err *err)
@@ -738,14 +734,12 @@ int store_cert_set_ari(store *s, int64_t id, const store_ari *ari, ks_err *err)
     i64_text(next, sizeof(next), (int64_t)ari->next_check);
     const char *params[] = {idbuf, ari->window_end ? start : NULL, ari->window_end ? end : NULL,
                             ari->renew_at ? at : NULL, next};
-    PGresult *res = exec_params(s, "recording renewal information",
-                                "UPDATE certificates SET ari_window_start = to_timestamp($2),"
-                                " ari_window_end = to_timestamp($3), ari_renew_at ="
-                                " to_timestamp($4), ari_next_check = to_timestamp($5)"
-                                " WHERE id = $1",
-                                5, params, err);
-    PQclear(res);
-    return res ? 0 : -1;
+    return exec_command(s, "recording renewal information",
+                        "UPDATE certificates SET ari_window_start = to_timestamp($2),"
+                        " ari_window_end = to_timestamp($3), ari_renew_at ="
+                        " to_timestamp($4), ari_next_check = to_timestamp($5)"
+                        " WHERE id = $1",
+                        5, params, err);
 }
 
 /* A text[] literal ({"a","b"}) with every element quoted and escaped, passed
@@ -830,12 +824,10 @@ int store_order_update(store *s, int64_t id, const char *url, const char *status
     char idbuf[24];
     i64_text(idbuf, sizeof(idbuf), id);
     const char *params[] = {idbuf, url, status, error};
-    PGresult *res = exec_params(s, "updating order",
-                                "UPDATE orders SET url = coalesce($2, url), status = $3,"
-                                " error = $4, updated_at = now() WHERE id = $1",
-                                4, params, err);
-    PQclear(res);
-    return res ? 0 : -1;
+    return exec_command(s, "updating order",
+                        "UPDATE orders SET url = coalesce($2, url), status = $3,"
+                        " error = $4, updated_at = now() WHERE id = $1",
+                        4, params, err);
 }
 
 int store_order_set_key(store *s, int64_t id, int64_t key_id, ks_err *err)
@@ -844,11 +836,9 @@ int store_order_set_key(store *s, int64_t id, int64_t key_id, ks_err *err)
     i64_text(idbuf, sizeof(idbuf), id);
     i64_text(keybuf, sizeof(keybuf), key_id);
     const char *params[] = {idbuf, keybuf};
-    PGresult *res = exec_params(s, "updating order",
-                                "UPDATE orders SET key_id = $2, updated_at = now() WHERE id = $1",
-                                2, params, err);
-    PQclear(res);
-    return res ? 0 : -1;
+    return exec_command(s, "updating order",
+                        "UPDATE orders SET key_id = $2, updated_at = now() WHERE id = $1",
+                        2, params, err);
 }
 
 void store_cert_clear(store_cert *c)
