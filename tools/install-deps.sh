@@ -11,6 +11,7 @@ PACKAGES=(
   python3 curl ca-certificates valgrind procps
   nginx-light libengine-pkcs11-openssl
   clang
+  bind9 bind9-utils bind9-dnsutils libldns-dev iproute2
 )
 
 die() { echo "install-deps: ERROR: $*" >&2; exit 1; }

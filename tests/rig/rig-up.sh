@@ -3,8 +3,10 @@
 #
 # Start the keysvc integration-test rig under RIGDIR, on 127.0.0.1 only, with ports
 # chosen at run time: pebble (ACME CA), pebble-challtestsrv (pebble's DNS), a plain
-# HTTP server for http-01 files, a private SoftHSM2 token store and, with --postgres,
-# a throwaway PostgreSQL cluster. Writes RIGDIR/env (source it from sh).
+# HTTP server for http-01 files (not with --no-www), a private SoftHSM2 token store,
+# with --postgres a throwaway PostgreSQL cluster and, with --bind, a BIND9 primary
+# (127.0.0.1) and secondary (127.0.0.2) with TSIG-signed updates, which pebble then
+# uses as its DNS. Writes RIGDIR/env (source it from sh).
 # On failure everything started is stopped again (rig-down.sh) and the exit code is 1.
 # See README.md beside this script.
 set -Eeuo pipefail
@@ -15,6 +17,12 @@ usage() {
 usage: rig-up.sh RIGDIR [options]
   --token LABEL        label of the initial SoftHSM token (default keysvc-test)
   --postgres           also start a throwaway PostgreSQL cluster (socket only)
+  --bind               also start a BIND9 primary on 127.0.0.1:DNS_PORT and a secondary
+                       on 127.0.0.2:DNS_PORT (zones example.test, other.test,
+                       delegated.test, lag.test, noupdate.test; TSIG keys in
+                       RIG/dns/keys); pebble resolves through the primary
+  --no-www             do not start the HTTP server for http-01 files (HTTP_PORT is
+                       still picked, exported and given to pebble as httpPort)
   --nonce-reject N     PEBBLE_WFE_NONCEREJECT percentage (default 0)
   --authz-reuse N      PEBBLE_AUTHZREUSE percentage (default: pebble's own, 50)
   --validity SECONDS   pebble certificateValidityPeriod (default: pebble's own, 5 years)
@@ -35,6 +43,8 @@ ME=rig-up
 RIG=""
 TOKEN=keysvc-test
 WITH_PG=0
+WITH_BIND=0
+WITH_WWW=1
 NONCE_REJECT=0
 AUTHZ_REUSE=""
 VALIDITY=""
@@ -51,6 +61,8 @@ while [ $# -gt 0 ]; do
     --token)       [ $# -ge 2 ] || die_usage "--token needs a value"; TOKEN=$2; shift 2 ;;
     --token=*)     TOKEN=${1#*=}; shift ;;
     --postgres)    WITH_PG=1; shift ;;
+    --bind)        WITH_BIND=1; shift ;;
+    --no-www)      WITH_WWW=0; shift ;;
     --nonce-reject) [ $# -ge 2 ] || die_usage "--nonce-reject needs a value"; NONCE_REJECT=$2; shift 2 ;;
     --nonce-reject=*) NONCE_REJECT=${1#*=}; shift ;;
     --authz-reuse) [ $# -ge 2 ] || die_usage "--authz-reuse needs a value"; AUTHZ_REUSE=$2; shift 2 ;;
@@ -81,6 +93,11 @@ is_uint "$TIMEOUT" && [ "$TIMEOUT" -gt 0 ] || die_usage "--timeout must be a pos
 for tool in "$PY" pebble pebble-challtestsrv softhsm2-util openssl curl flock; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$ME: required tool not found: $tool (run tools/install-deps.sh)" >&2; exit 1; }
 done
+if [ "$WITH_BIND" -eq 1 ]; then
+  for tool in named named-checkconf named-checkzone tsig-keygen dig; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "$ME: --bind: required tool not found: $tool (packages bind9, bind9-utils, bind9-dnsutils)" >&2; exit 1; }
+  done
+fi
 
 # ----------------------------------------------------------------------------- helpers
 FAIL_REASON=""
@@ -114,27 +131,35 @@ log_tail() { # name logfile
   echo "-----" >&2
 }
 
-# pick_ports N: N distinct free 127.0.0.1 ports (free for TCP and UDP), all held at once
+# pick_ports N: N distinct free 127.0.0.1 ports (free for TCP and UDP), all held at once.
+# With PICK_EXTRA_ADDRS="127.0.0.2 ..." each port is also free (TCP and UDP) on those addresses.
 pick_ports() {
-  "$PY" - "$1" <<'PYEOF'
+  # shellcheck disable=SC2086
+  "$PY" - "$1" ${PICK_EXTRA_ADDRS:-} <<'PYEOF'
 import socket, sys
-n = int(sys.argv[1]); held = []; ports = []
+n = int(sys.argv[1]); extra = sys.argv[2:]; held = []; ports = []
 while len(ports) < n:
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.bind(("127.0.0.1", 0))
     p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p))
-    except OSError:
-        held.append(t); continue
-    held += [t, u]; ports.append(p)
+    held.append(t); ok = True
+    for addr, kind in [("127.0.0.1", socket.SOCK_DGRAM)] + \
+            [(a, k) for a in extra for k in (socket.SOCK_STREAM, socket.SOCK_DGRAM)]:
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((addr, p))
+        except OSError:
+            s.close(); ok = False; break
+        held.append(s)
+    if ok:
+        ports.append(p)
 print(" ".join(map(str, ports)))
 PYEOF
 }
 
 # wait_owned PID LOG TIMEOUT_S proto:port...
-#  0: PID has all the listed sockets bound; 3: PID exited; 4: log says "address already in use"; 1: timeout
+#  0: PID has all the listed sockets bound; 3: PID exited; 4: log says "address already in use"
+#  (or one of the '|'-separated strings in $RIG_BIND_ERR, for daemons that word it differently); 1: timeout
 wait_owned() {
   "$PY" - "$@" <<'PYEOF'
 import os, sys, time
@@ -173,12 +198,14 @@ def bound(proto):
                 continue
             r.add((int(x[1].rsplit(":", 1)[1], 16), x[9]))
     return r
+pats = ["address already in use"] + [x.lower() for x in os.environ.get("RIG_BIND_ERR", "").split("|") if x]
 def bind_error():
     try:
         with open(log, errors="replace") as f:
-            return "address already in use" in f.read().lower()
+            text = f.read().lower()
     except OSError:
         return False
+    return any(x in text for x in pats)
 end = time.monotonic() + timeout
 while True:
     ino = inodes()
@@ -359,6 +386,7 @@ cmd_challtestsrv() {
 }
 launch challtestsrv 2 cmd_challtestsrv udp:0 tcp:0 tcp:1
 CHALLTESTSRV_MGMT_URL="http://127.0.0.1:$CTS_MGMT_PORT"
+PEBBLE_DNS="127.0.0.1:$CTS_DNS_PORT"      # replaced by the BIND primary with --bind
 # the management API answers 400 to an empty POST; any HTTP answer means it is serving
 end=$(( $(now_ms) + TIMEOUT * 1000 ))
 until code=$(curl -s --noproxy '*' --max-time 2 -o /dev/null -w '%{http_code}' -d '{}' "$CHALLTESTSRV_MGMT_URL/dns-request-history" 2>/dev/null) && [ "$code" != 000 ]; do
@@ -371,8 +399,237 @@ cmd_www() {
   HTTP_PORT=${PORTS[0]}
   start_daemon www "$PY" -u -m http.server --bind 127.0.0.1 --directory "$RIG/www" "$HTTP_PORT"
 }
-launch www 1 cmd_www tcp:0
-wait_http www "http://127.0.0.1:$HTTP_PORT/"
+if [ "$WITH_WWW" -eq 1 ]; then
+  launch www 1 cmd_www tcp:0
+  wait_http www "http://127.0.0.1:$HTTP_PORT/"
+else
+  # --no-www: only pick the port; the test runs its own server (or keysvc's responder) on it
+  HTTP_PORT=$(pick_ports 1) || fail "picking a free port for HTTP_PORT failed"
+  is_uint "$HTTP_PORT" || fail "picking a free port for HTTP_PORT failed (got '$HTTP_PORT')"
+fi
+
+# ----------------------------------------------------------------------------- BIND9 (optional)
+# Primary on 127.0.0.1:DNS_PORT (five zones, TSIG-signed updates), secondary on
+# 127.0.0.2:DNS_PORT for lag.test only (no NOTIFY, refresh 3600: it catches up only
+# when the test runs rndc retransfer/refresh against 127.0.0.1:RNDC_PORT).
+if [ "$WITH_BIND" -eq 1 ]; then
+  D="$RIG/dns"
+  DNS_KEY_DIR="$D/keys"
+  DNS_ZONE_DIR="$D/primary/zones"
+  mkdir -p "$DNS_KEY_DIR" "$DNS_ZONE_DIR" "$D/secondary"
+  chmod 755 "$D" "$D/primary" "$DNS_ZONE_DIR" "$D/secondary"
+  chmod 700 "$DNS_KEY_DIR"
+  SETUP_LOG="$RIG/logs/dns-setup.log"
+  : >"$SETUP_LOG"
+
+  # TSIG keys, fresh per rig: keys/NAME.key as written by tsig-keygen, mode 0600
+  gen_tsig() { # ALG KEYNAME FILE
+    ( umask 077; tsig-keygen -a "$1" "$2" >"$3" ) 2>>"$SETUP_LOG" \
+      || { log_tail dns-setup "$SETUP_LOG"; fail "tsig-keygen -a $1 $2 failed"; }
+    chmod 600 "$3"
+    grep -q 'secret "' "$3" || fail "tsig-keygen wrote no secret to $3"
+  }
+  TSIG_SHA256_KEY="$DNS_KEY_DIR/acme-sha256.key"
+  TSIG_MD5_KEY="$DNS_KEY_DIR/acme-md5.key"
+  TSIG_SHA512_KEY="$DNS_KEY_DIR/acme-sha512.key"
+  RNDC_KEY="$DNS_KEY_DIR/rndc.key"
+  gen_tsig hmac-sha256 acme-sha256 "$TSIG_SHA256_KEY"
+  gen_tsig hmac-md5    acme-md5    "$TSIG_MD5_KEY"
+  gen_tsig hmac-sha512 acme-sha512 "$TSIG_SHA512_KEY"
+  gen_tsig hmac-sha256 rndc-key    "$RNDC_KEY"          # the secondary's control channel
+
+  # The acme-md5 secret once more as a dnssec-keygen style pair (modern dnssec-keygen
+  # no longer makes HMAC keys): Kacme-md5.+157+12345.{key,private}
+  MD5_SECRET=$(sed -n 's/^[[:space:]]*secret "\([^"]*\)";.*/\1/p' "$TSIG_MD5_KEY")
+  [ -n "$MD5_SECRET" ] || fail "could not read the secret from $TSIG_MD5_KEY"
+  TSIG_PAIR_KEY="$DNS_KEY_DIR/Kacme-md5.+157+12345.key"
+  TSIG_PAIR_PRIVATE="$DNS_KEY_DIR/Kacme-md5.+157+12345.private"
+  (
+    umask 077
+    printf 'acme-md5. IN KEY 512 3 157 %s\n' "$MD5_SECRET" >"$TSIG_PAIR_KEY"
+    printf 'Private-key-format: v1.3\nAlgorithm: 157 (HMAC_MD5)\nKey: %s\nBits: AAA=\n' "$MD5_SECRET" >"$TSIG_PAIR_PRIVATE"
+  )
+  chmod 600 "$TSIG_PAIR_KEY" "$TSIG_PAIR_PRIVATE"
+
+  # Zone files: $TTL 5, SOA refresh/retry 3600 (lag.test must not refresh by itself),
+  # negative TTL 5, and an A at the apex plus a wildcard A so that pebble's http-01/tls-alpn-01
+  # lookups of any name in the zone resolve to 127.0.0.1 (no AAAA: see the IPv6 trap).
+  zone_file() { # ZONE extra-line...
+    local z=$1; shift
+    {
+      echo "\$TTL 5"
+      printf '@\tIN\tSOA\tns1.%s. hostmaster.%s. ( 1 3600 3600 86400 5 )\n' "$z" "$z"
+      printf '@\tIN\tNS\tns1.%s.\n' "$z"
+      printf '@\tIN\tA\t127.0.0.1\n'            # the wildcard does not cover the apex
+      printf 'ns1\tIN\tA\t127.0.0.1\n'
+      printf '*\tIN\tA\t127.0.0.1\n'
+      [ $# -eq 0 ] || printf '%s\n' "$@"
+    } >"$DNS_ZONE_DIR/$z.db"
+  }
+  zone_file example.test   $'_acme-challenge.cname\tIN\tCNAME\tcname.delegated.test.'
+  zone_file other.test
+  zone_file delegated.test
+  zone_file lag.test       $'@\tIN\tNS\tns2.lag.test.' $'ns2\tIN\tA\t127.0.0.2'
+  zone_file noupdate.test
+  DNS_ZONES="example.test other.test delegated.test lag.test noupdate.test"
+  for z in $DNS_ZONES; do
+    named-checkzone -q "$z" "$DNS_ZONE_DIR/$z.db" >>"$SETUP_LOG" 2>&1 \
+      || { named-checkzone "$z" "$DNS_ZONE_DIR/$z.db" >>"$SETUP_LOG" 2>&1 || true
+           log_tail dns-setup "$SETUP_LOG"; fail "named-checkzone $z failed"; }
+  done
+
+  write_named_confs() { # uses DNS_PORT, RNDC_PORT
+    local pd="$D/primary" sd="$D/secondary"
+    cat >"$pd/named.conf" <<EOF
+// BIND9 primary of the keysvc test rig (written by rig-up.sh)
+include "$TSIG_SHA256_KEY";
+include "$TSIG_MD5_KEY";
+include "$TSIG_SHA512_KEY";
+options {
+    directory "$pd";
+    pid-file "$pd/named.pid";
+    lock-file "$pd/named.lock";
+    session-keyfile "$pd/session.key";
+    managed-keys-directory "$pd";
+    listen-on port $DNS_PORT { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion no;
+    dnssec-validation no;
+    notify no;
+    allow-transfer { none; };
+};
+controls { };   // no rndc channel (the default would bind 127.0.0.1:953)
+zone "example.test" {
+    type primary; file "zones/example.test.db";
+    update-policy { grant acme-sha256 zonesub TXT; };
+};
+zone "other.test" {
+    type primary; file "zones/other.test.db";
+    update-policy { grant acme-md5 zonesub TXT; grant acme-sha512 zonesub TXT; };
+};
+zone "delegated.test" {
+    type primary; file "zones/delegated.test.db";
+    update-policy { grant acme-sha256 zonesub TXT; };
+};
+zone "lag.test" {
+    type primary; file "zones/lag.test.db";
+    notify no;                          // the secondary catches up only via rndc
+    allow-transfer { 127.0.0.0/8; };
+    update-policy { grant acme-sha256 zonesub TXT; };
+};
+zone "noupdate.test" {
+    type primary; file "zones/noupdate.test.db";
+    allow-update { none; };
+};
+EOF
+    cat >"$sd/named.conf" <<EOF
+// BIND9 secondary (lag.test only) of the keysvc test rig (written by rig-up.sh)
+include "$RNDC_KEY";
+options {
+    directory "$sd";
+    pid-file "$sd/named.pid";
+    lock-file "$sd/named.lock";
+    session-keyfile "$sd/session.key";
+    managed-keys-directory "$sd";
+    listen-on port $DNS_PORT { 127.0.0.2; };
+    listen-on-v6 { none; };
+    // Also pebble's resolver: an authoritative-only server does not follow
+    // a CNAME into another zone, a resolver does.  It forwards to the
+    // primary only (never off the loopback) and caches for a second at most.
+    recursion yes;
+    allow-recursion { 127.0.0.0/8; };
+    allow-query-cache { 127.0.0.0/8; };
+    forward only;
+    forwarders { 127.0.0.1 port $DNS_PORT; };
+    max-cache-ttl 1;
+    max-ncache-ttl 1;
+    dnssec-validation no;
+    notify no;
+    allow-transfer { none; };
+};
+controls {
+    inet 127.0.0.1 port $RNDC_PORT allow { 127.0.0.1; } keys { "rndc-key"; };
+};
+zone "lag.test" {
+    type secondary;
+    primaries { 127.0.0.1 port $DNS_PORT; };
+    file "lag.test.db";
+};
+EOF
+    local c
+    for c in "$pd/named.conf" "$sd/named.conf"; do
+      named-checkconf "$c" >>"$SETUP_LOG" 2>&1 || { log_tail dns-setup "$SETUP_LOG"; fail "named-checkconf $c failed"; }
+    done
+  }
+
+  # named listens only on addresses configured on an interface, and lo normally has just
+  # 127.0.0.1/8 (the kernel answers for all of 127/8, named does not). So 127.0.0.2/32 is
+  # added to lo once and left there (harmless; other rigs may be using it).
+  lo_has_127_0_0_2() { case "$(ip -4 -o addr show dev lo 2>/dev/null || true)" in *" 127.0.0.2/"*) return 0 ;; esac; return 1; }
+  if ! lo_has_127_0_0_2; then
+    command -v ip >/dev/null 2>&1 || fail "--bind: 127.0.0.2 is not on lo and 'ip' (iproute2) is missing to add it"
+    ip addr add 127.0.0.2/32 dev lo >>"$SETUP_LOG" 2>&1 || true   # "File exists" if another rig won the race
+    lo_has_127_0_0_2 || { log_tail dns-setup "$SETUP_LOG"; fail "--bind: could not add 127.0.0.2/32 to lo (needs root or CAP_NET_ADMIN): named listens only on interface addresses"; }
+    echo "$ME: added 127.0.0.2/32 to lo for the BIND secondary (left in place)" >&2
+  fi
+
+  # named words a port collision as "creating IPv4 interface lo failed" / "unable to listen
+  # on any configured interfaces" (then exits) or, for the control channel, "address in use"
+  # (and keeps running); wait_owned treats these like "address already in use".
+  NAMED_BIND_ERR="unable to listen on any configured interfaces|interface lo failed|address in use"
+  dns_ok=0
+  for attempt in 1 2 3 4 5; do
+    ports=$(PICK_EXTRA_ADDRS=127.0.0.2 pick_ports 2) || fail "picking free ports for BIND failed"
+    read -r DNS_PORT RNDC_PORT <<<"$ports"
+    is_uint "${DNS_PORT:-}" && is_uint "${RNDC_PORT:-}" || fail "picking free ports for BIND failed (got '$ports')"
+    write_named_confs
+    rm -f "$D/secondary/lag.test.db"
+    start_daemon named-primary named -g -c "$D/primary/named.conf"
+    rc=0
+    RIG_BIND_ERR=$NAMED_BIND_ERR wait_owned "$DAEMON_PID" "$RIG/logs/named-primary.log" "$TIMEOUT" \
+      "udp:$DNS_PORT" "tcp:$DNS_PORT" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+      start_daemon named-secondary named -g -c "$D/secondary/named.conf"
+      RIG_BIND_ERR=$NAMED_BIND_ERR wait_owned "$DAEMON_PID" "$RIG/logs/named-secondary.log" "$TIMEOUT" \
+        "udp:$DNS_PORT" "tcp:$DNS_PORT" "tcp:$RNDC_PORT" || rc=$?
+      [ "$rc" -eq 0 ] || rc=$(( rc + 10 ))
+    fi
+    case $rc in
+      0) dns_ok=1; break ;;
+      4|14)
+        n=named-primary; [ "$rc" -eq 4 ] || n=named-secondary
+        echo "$ME: $n: port collision on $DNS_PORT/$RNDC_PORT, retrying ($attempt)" >&2
+        cp "$RIG/logs/$n.log" "$RIG/logs/$n.collision.$attempt.log" 2>/dev/null || true
+        stop_one named-secondary; stop_one named-primary ;;
+      3)  log_tail named-primary "$RIG/logs/named-primary.log"; fail "named (primary) exited during start-up" ;;
+      13) log_tail named-secondary "$RIG/logs/named-secondary.log"; fail "named (secondary) exited during start-up" ;;
+      1[0-9]) log_tail named-secondary "$RIG/logs/named-secondary.log"; fail "named (secondary) did not bind 127.0.0.2:$DNS_PORT and 127.0.0.1:$RNDC_PORT within ${TIMEOUT}s" ;;
+      *)  log_tail named-primary "$RIG/logs/named-primary.log"; fail "named (primary) did not bind 127.0.0.1:$DNS_PORT within ${TIMEOUT}s" ;;
+    esac
+  done
+  [ "$dns_ok" -eq 1 ] || fail "BIND: could not get free ports after 5 attempts"
+
+  # wait_soa NAME SERVER ZONE...: until SERVER answers an SOA for every ZONE (authoritatively)
+  wait_soa() {
+    local name=$1 server=$2; shift 2
+    local end=$(( $(now_ms) + TIMEOUT * 1000 )) q=() z out n
+    for z in "$@"; do q+=(SOA "$z"); done
+    while :; do
+      out=$(dig +norecurse +time=1 +tries=1 +short -p "$DNS_PORT" "@$server" "${q[@]}" 2>/dev/null || true)
+      n=$(printf '%s\n' "$out" | grep -c ' 3600 3600 86400 5$' || true)
+      [ "$n" -eq $# ] && return 0
+      if [ "$(now_ms)" -gt "$end" ]; then
+        log_tail "$name" "$RIG/logs/$name.log"
+        fail "$name did not serve the SOA of $* on $server:$DNS_PORT within ${TIMEOUT}s"
+      fi
+      sleep 0.05
+    done
+  }
+  # shellcheck disable=SC2086
+  wait_soa named-primary 127.0.0.1 $DNS_ZONES
+  wait_soa named-secondary 127.0.0.2 lag.test       # the secondary has done its first transfer
+  PEBBLE_DNS="127.0.0.2:$DNS_PORT"         # the secondary, which also resolves (see its config)
+fi
 
 # ----------------------------------------------------------------------------- pebble
 # External Account Binding: one key id and a random 256-bit MAC key,
@@ -402,7 +659,7 @@ PYEOF
   [ -z "$AUTHZ_REUSE" ] || envs+=("PEBBLE_AUTHZREUSE=$AUTHZ_REUSE")
   [ -z "$ALT_ROOTS" ] || envs+=("PEBBLE_ALTERNATE_ROOTS=$ALT_ROOTS")
   [ -z "$CHAIN_LENGTH" ] || envs+=("PEBBLE_CHAIN_LENGTH=$CHAIN_LENGTH")
-  start_daemon pebble env "${envs[@]}" pebble -config "$P/pebble-config.json" -dnsserver "127.0.0.1:$CTS_DNS_PORT"
+  start_daemon pebble env "${envs[@]}" pebble -config "$P/pebble-config.json" -dnsserver "$PEBBLE_DNS"
 }
 launch pebble 3 cmd_pebble tcp:0 tcp:1
 ACME_DIR_URL="https://127.0.0.1:$PEBBLE_PORT/dir"
@@ -481,6 +738,21 @@ fi
   fi
   echo "export CHALLTESTSRV_MGMT_URL=$(shq "$CHALLTESTSRV_MGMT_URL")"
   echo "export CHALLTESTSRV_DNS=$(shq "127.0.0.1:$CTS_DNS_PORT")"
+  echo "export PEBBLE_DNS=$(shq "$PEBBLE_DNS")"
+  if [ "$WITH_BIND" -eq 1 ]; then
+    echo "export DNS_PORT=$DNS_PORT"
+    echo "export DNS_PRIMARY=$(shq "127.0.0.1:$DNS_PORT")"
+    echo "export DNS_SECONDARY=$(shq "127.0.0.2:$DNS_PORT")"
+    echo "export DNS_KEY_DIR=$(shq "$DNS_KEY_DIR")"
+    echo "export DNS_ZONE_DIR=$(shq "$DNS_ZONE_DIR")"
+    echo "export TSIG_SHA256_KEY=$(shq "$TSIG_SHA256_KEY")"
+    echo "export TSIG_MD5_KEY=$(shq "$TSIG_MD5_KEY")"
+    echo "export TSIG_SHA512_KEY=$(shq "$TSIG_SHA512_KEY")"
+    echo "export TSIG_PAIR_KEY=$(shq "$TSIG_PAIR_KEY")"
+    echo "export TSIG_PAIR_PRIVATE=$(shq "$TSIG_PAIR_PRIVATE")"
+    echo "export RNDC_PORT=$RNDC_PORT"
+    echo "export RNDC_KEY=$(shq "$RNDC_KEY")"
+  fi
   echo "export NO_PROXY='127.0.0.1,localhost' no_proxy='127.0.0.1,localhost'"
   if [ "$WITH_PG" -eq 1 ]; then
     echo "export PG_CONNINFO=$(shq "$PG_CONNINFO")"
@@ -492,4 +764,4 @@ chmod 644 "$RIG/env.tmp"
 mv -f "$RIG/env.tmp" "$RIG/env"
 
 SUCCESS=1
-echo "$ME: rig ready in $(( $(now_ms) - T0 )) ms: . $RIG/env  (ACME $ACME_DIR_URL, http-01 port $HTTP_PORT, token '$TOKEN'$([ "$WITH_PG" -eq 1 ] && echo ", postgres $PG_SOCKET_DIR"))"
+echo "$ME: rig ready in $(( $(now_ms) - T0 )) ms: . $RIG/env  (ACME $ACME_DIR_URL, http-01 port $HTTP_PORT$([ "$WITH_WWW" -eq 1 ] || echo " (no server)"), token '$TOKEN'$([ "$WITH_PG" -eq 1 ] && echo ", postgres $PG_SOCKET_DIR")$([ "$WITH_BIND" -eq 1 ] && echo ", BIND 127.0.0.1/127.0.0.2:$DNS_PORT"))"
