@@ -1,19 +1,23 @@
 /*
  * Validating an order's names: for every pending authorization, the
- * method its name is configured for (http-01 through a webroot, tls-alpn-01
- * through the built-in responder, dns-01 through hooks), in phases, so that
- * the CA validates all names of an order at once:
+ * method its name is configured for (http-01 through a webroot or the
+ * built-in responder, tls-alpn-01 through the built-in responder, dns-01
+ * as dns01.c does it), in phases, so that the CA validates all names of an
+ * order at once:
  *
  *   plan      pick the challenge, compute the key authorization
- *   publish   write the files, run the auth hooks, start the responders
+ *   publish   write the files, place the DNS records, start the responders
+ *   propagate wait until every authoritative name server serves the records
  *   answer    tell the CA each challenge is ready
  *   wait      poll every authorization until it is valid (or fails)
  *   clean up  always, also after a failure: exactly what was published
  */
 #include "challenge.h"
 
+#include "dns01.h"
 #include "hook.h"
 #include "http01.h"
+#include "http01_responder.h"
 #include "ks_log.h"
 #include "ks_util.h"
 #include "tlsalpn01.h"
@@ -30,8 +34,8 @@ typedef struct pending {
     char *name;     /* as requested: "*.x" for a wildcard */
     char *key_auth; /* token "." thumbprint */
     char *dns_value;
-    const char *webroot;
-    char *hook_output; /* the dns auth hook's standard output */
+    char *webroot; /* http-01 by file; NULL: by the built-in responder */
+    char *challenge_file; /* <webroot>/<token> (acmebot's {challenge_file}) */
     int published;
 } pending;
 
@@ -48,6 +52,10 @@ typedef struct validation {
     size_t n;
     responder *responders;
     size_t n_responders;
+    ks_dns01 *dns;                     /* the dns-01 records */
+    acme_http01_challenge *http;       /* answered by the built-in responder */
+    size_t n_http;
+    acme_http01_responder *http_running;
 } validation;
 
 static const char *challenge_type(ks_challenge_kind kind)
@@ -71,8 +79,7 @@ static int plan_one(validation *v, acme_authz *a, ks_err *err)
     v->n++;
     p->kind = ks_config_challenge(v->run->cfg, p->name);
     if (p->kind == KS_CHALLENGE_NONE)
-        return ks_fail(err, "%s: no validation method is configured for this name (an "
-                            "http_challenges directory, tls_alpn_challenges or dns_hooks)",
+        return ks_fail(err, "%s: no validation method is configured for this name",
                        p->name);
     p->ch = acme_authz_challenge(a, challenge_type(p->kind));
     if (p->ch == NULL || p->ch->token == NULL)
@@ -86,8 +93,10 @@ static int plan_one(validation *v, acme_authz *a, ks_err *err)
     if (p->kind == KS_CHALLENGE_DNS01 &&
         (p->dns_value = acme_dns01_value_new(p->key_auth, err)) == NULL)
         return ks_failp(err, "%s", p->name);
-    if (p->kind == KS_CHALLENGE_HTTP01)
-        p->webroot = ks_config_webroot(v->run->cfg, a->identifier);
+    if (p->kind == KS_CHALLENGE_HTTP01 &&
+        (p->webroot = ks_config_http_dir_new(v->run->cfg, a->identifier)) != NULL &&
+        (p->challenge_file = ks_strdup_printf("%s/%s", p->webroot, p->token)) == NULL)
+        return ks_fail(err, "out of memory");
     return 0;
 }
 
@@ -110,64 +119,57 @@ static int plan(validation *v, acme_authz *authz, size_t n, ks_err *err)
 
 /* -------------------------------------------------------------- publish */
 
-/* The names of every dns-01 challenge of this validation, comma-separated
- * (certbot's CERTBOT_ALL_DOMAINS). */
-static char *dns_names_new(const validation *v)
+/* acmebot's http hooks ({domain}, {challenge_file}): a failure is a
+ * warning, as in acmebot. */
+static void run_http_hook(const validation *v, const pending *p, ks_hook_id id)
 {
-    size_t len = 1;
-    for (size_t i = 0; i < v->n; i++)
-        if (v->items[i].kind == KS_CHALLENGE_DNS01)
-            len += strlen(v->items[i].authz->identifier) + 1;
-    char *out = calloc(len, 1);
-    size_t used = 0;
-    for (size_t i = 0; out != NULL && i < v->n; i++) {
-        if (v->items[i].kind != KS_CHALLENGE_DNS01)
-            continue;
-        /* len counted a comma and the name for each: this always fits. */
-        used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "," : "",
-                                 v->items[i].authz->identifier);
-    }
-    return out;
+    const char *tmpl = v->run->cfg->hooks[id];
+    char what[300], *out = NULL;
+    ks_err err;
+    if (tmpl == NULL || p->challenge_file == NULL)
+        return;
+    ks_hook_var fields[] = {{"domain", p->name}, {"challenge_file", p->challenge_file}};
+    snprintf(what, sizeof(what), "%s hook for %s", ks_hook_name(id), p->name);
+    if (ks_hook_run_template(what, tmpl, fields, 2, v->run->cfg->hook_timeout, &out, &err) < 0)
+        ks_warn("%s", err.msg);
+    else if (out != NULL && out[0] != '\0')
+        ks_info("%s: %s", what, out);
+    free(out);
 }
 
-/* The environment a dns hook gets: certbot's manual hook variables, and
- * keysvc's own. */
-static size_t dns_hook_vars(const pending *p, const char *all, const char *remaining,
-                            const char *record, ks_hook_var *vars)
+/* http-01 by a webroot file, or by the built-in responder. */
+static int publish_http(validation *v, pending *p, ks_err *err)
 {
-    size_t n = 0;
-    vars[n++] = (ks_hook_var){"CERTBOT_DOMAIN", p->authz->identifier};
-    vars[n++] = (ks_hook_var){"CERTBOT_VALIDATION", p->dns_value};
-    vars[n++] = (ks_hook_var){"CERTBOT_ALL_DOMAINS", all};
-    vars[n++] = (ks_hook_var){"CERTBOT_REMAINING_CHALLENGES", remaining};
-    vars[n++] = (ks_hook_var){"KEYSVC_IDENTIFIER", p->name};
-    vars[n++] = (ks_hook_var){"KEYSVC_RECORD", record};
-    vars[n++] = (ks_hook_var){"KEYSVC_VALIDATION", p->dns_value};
-    if (p->hook_output != NULL)
-        vars[n++] = (ks_hook_var){"CERTBOT_AUTH_OUTPUT", p->hook_output};
-    return n;
+    if (p->webroot == NULL) {
+        acme_http01_challenge *grown = realloc(v->http, (v->n_http + 1) * sizeof(*grown));
+        if (grown == NULL)
+            return ks_fail(err, "out of memory");
+        v->http = grown;
+        v->http[v->n_http++] = (acme_http01_challenge){p->token, p->key_auth};
+        return 0;
+    }
+    if (ks_mkdirs(p->webroot, 0755, err) < 0 ||
+        http01_webroot_publish(p->webroot, p->token, p->key_auth, err) < 0)
+        return -1;
+    p->published = 1;
+    ks_debug("%s: http-01 answer %s published in %s", p->name, p->token, p->webroot);
+    run_http_hook(v, p, KS_HOOK_SET_HTTP_CHALLENGE);
+    return 0;
 }
 
-static int run_dns_hook(const validation *v, pending *p, const char *command, int cleanup,
-                        size_t remaining, ks_err *err)
+static int start_http_responder(validation *v, ks_err *err)
 {
-    char *all = dns_names_new(v), left[24], what[300];
-    char *record = ks_strdup_printf("_acme-challenge.%s", p->authz->identifier);
-    ks_hook_var vars[8];
-    int rc = -1;
-    if (all == NULL || record == NULL) {
-        ks_fail(err, "out of memory");
-        goto out;
-    }
-    snprintf(left, sizeof(left), "%zu", remaining);
-    snprintf(what, sizeof(what), "dns %s hook for %s", cleanup ? "cleanup" : "auth", p->name);
-    size_t n = dns_hook_vars(p, all, left, record, vars);
-    rc = ks_hook_run(what, command, vars, n, v->run->cfg->dns_hook_timeout,
-                     cleanup ? NULL : &p->hook_output, err);
-out:
-    free(all);
-    free(record);
-    return rc;
+    const ks_config *cfg = v->run->cfg;
+    if (v->n_http == 0)
+        return 0;
+    v->http_running = acme_http01_start(cfg->http_responder_address, cfg->http_responder_port,
+                                        v->http, v->n_http, err);
+    if (v->http_running == NULL)
+        return ks_failp(err, "http-01 responder on %s port %d (settings.http_responder)",
+                        cfg->http_responder_address, cfg->http_responder_port);
+    ks_info("http-01: answering for %zu name(s) on %s port %d", v->n_http,
+            cfg->http_responder_address, cfg->http_responder_port);
+    return 0;
 }
 
 /* The responder for an address, made when first needed. */
@@ -216,29 +218,23 @@ static int start_responders(validation *v, ks_err *err)
 
 static int publish(validation *v, ks_err *err)
 {
-    size_t dns_total = 0, dns_done = 0;
-    for (size_t i = 0; i < v->n; i++)
-        dns_total += v->items[i].kind == KS_CHALLENGE_DNS01;
     for (size_t i = 0; i < v->n; i++) {
         pending *p = &v->items[i];
         int rc = 0;
         if (p->kind == KS_CHALLENGE_HTTP01)
-            rc = http01_webroot_publish(p->webroot, p->token, p->key_auth, err);
+            rc = publish_http(v, p, err);
         else if (p->kind == KS_CHALLENGE_DNS01)
-            rc = run_dns_hook(v, p, v->run->cfg->dns_auth_hook, 0, dns_total - ++dns_done, err);
+            rc = v->dns ? ks_dns01_add(v->dns, p->name, p->dns_value, err)
+                        : ks_fail(err, "out of memory");
         else
             rc = add_tls_alpn(v, p, err);
-        /* A dns auth hook that failed may have published its record all
-         * the same: the cleanup hook runs for it too. */
-        p->published = p->kind == KS_CHALLENGE_DNS01 || (rc == 0 && p->kind == KS_CHALLENGE_HTTP01);
         if (rc < 0)
             return ks_failp(err, "%s", p->name);
-        if (p->kind == KS_CHALLENGE_HTTP01) /* the tests check every one is removed */
-            ks_debug("%s: http-01 answer %s published in %s", p->name, p->token, p->webroot);
-        else
-            ks_debug("%s: %s answer ready", p->name, challenge_type(p->kind));
     }
-    return start_responders(v, err);
+    if (ks_dns01_publish(v->dns, err) < 0 || start_responders(v, err) < 0 ||
+        start_http_responder(v, err) < 0)
+        return -1;
+    return ks_dns01_wait_visible(v->dns, err);
 }
 
 /* ------------------------------------------------------- answer, wait */
@@ -248,6 +244,8 @@ static int publish(validation *v, ks_err *err)
 static int answer_and_wait(validation *v, ks_err *err)
 {
     for (size_t i = 0; i < v->n; i++) {
+        ks_debug("%s: asking the CA to validate (%s)", v->items[i].name,
+                 challenge_type(v->items[i].kind));
         if (acme_challenge_respond(v->run->acme, v->items[i].ch, err) < 0)
             return ks_failp(err, "%s", v->items[i].name);
         v->items[i].ch = NULL;
@@ -267,29 +265,32 @@ static void clean_up(validation *v)
         free(v->responders[i].challenges);
     }
     free(v->responders);
+    acme_http01_stop(v->http_running);
+    free(v->http);
+    ks_dns01_cleanup_free(v->dns);
     for (size_t i = 0; i < v->n; i++) {
         pending *p = &v->items[i];
         ks_err err;
-        if (p->published && p->kind == KS_CHALLENGE_HTTP01 &&
-            http01_webroot_remove(p->webroot, p->token, &err) < 0)
+        if (!p->published)
+            continue;
+        if (http01_webroot_remove(p->webroot, p->token, &err) < 0)
             ks_warn("%s", err.msg);
-        if (p->published && p->kind == KS_CHALLENGE_DNS01 && v->run->cfg->dns_cleanup_hook &&
-            run_dns_hook(v, p, v->run->cfg->dns_cleanup_hook, 1, 0, &err) < 0)
-            ks_warn("%s (the record may be left in the DNS)", err.msg);
+        run_http_hook(v, p, KS_HOOK_CLEAR_HTTP_CHALLENGE);
     }
     for (size_t i = 0; i < v->n; i++) {
         free(v->items[i].name);
         free(v->items[i].token);
         free(v->items[i].key_auth);
         free(v->items[i].dns_value);
-        free(v->items[i].hook_output);
+        free(v->items[i].webroot);
+        free(v->items[i].challenge_file);
     }
     free(v->items);
 }
 
 int ks_validate_authorizations(ks_run *run, acme_authz *authz, size_t n, ks_err *err)
 {
-    validation v = {.run = run};
+    validation v = {.run = run, .dns = ks_dns01_new(run->cfg)};
     int rc = plan(&v, authz, n, err);
     if (rc == 0 && n > 0 && v.n == 0)
         ks_info("all %zu authorizations were already valid", n);

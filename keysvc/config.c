@@ -302,16 +302,17 @@ static int parse_account(cfgp *p, ks_config *cfg, json_object *acct)
 
 static const char *const settings_keys[] = {
     "acme_directory_url", "acme_ca_file", "acme_max_retry_wait", "key_size", "key_curve",
-    "key_types", "renewal_days", "max_domains_per_order", "preferred_chain", "ari", NULL};
+    "key_types", "renewal_days", "max_domains_per_order", "preferred_chain", "ari",
+    "dns_resolvers", "dns_port", "max_dns_lookup_attempts", "dns_lookup_delay",
+    "reload_zone_command", "http_responder", "hook_timeout", NULL};
 static const char *const settings_acmebot[] = {
     "follower_mode", "slave_mode", "log_level", "color_output", "key_cipher", "key_passphrase",
     "key_provided", "dhparam_size", "ecparam_curve", "file_user", "file_group", "log_user",
     "log_group", "warning_exit_code", "hpkp_days", "pin_subdomains", "hpkp_report_uri",
     "ocsp_must_staple", "ocsp_responder_urls", "ct_submit_logs", "expiration_days",
-    "auto_rollover", "max_dns_lookup_attempts", "dns_lookup_delay",
-    "max_authorization_attempts", "authorization_delay", "cert_poll_time",
+    "auto_rollover", "max_authorization_attempts", "authorization_delay", "cert_poll_time",
     "max_ocsp_verify_attempts", "ocsp_verify_retry_delay", "min_run_delay", "max_run_delay",
-    "acme_directory_verify_ssl", "reload_zone_command", "nsupdate_command",
+    "acme_directory_verify_ssl", "nsupdate_command",
     "public_suffix_list_url", "verify", "services", NULL};
 
 static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
@@ -329,7 +330,7 @@ static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
         opt_int(p, s, "settings", "acme_max_retry_wait", 0, 86400, NULL, &retry_wait) < 0 ||
         opt_int(p, s, "settings", "max_domains_per_order", 1, 1000, NULL, &max_domains) < 0 ||
         opt_string(p, s, "settings", "preferred_chain", 1, &cfg->preferred_chain) < 0 ||
-        opt_bool(p, s, "settings", "ari", &cfg->ari) < 0)
+        opt_bool(p, s, "settings", "ari", &cfg->ari) < 0 || parse_dns_settings(p, cfg, s) < 0)
         return -1;
     cfg->max_domains_per_order = (int)max_domains;
     cfg->renewal_days = (int)renewal;
@@ -343,11 +344,12 @@ static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
     return resolve_dir(p, &cfg->acme_ca_file);
 }
 
-static const char *const directories_keys[] = {"certificate", "chain",        "private_key",
-                                               "state",       "previous_key", NULL};
+static const char *const directories_keys[] = {
+    "certificate", "chain", "private_key", "state", "previous_key", "update_key", "challenge",
+    "http_challenge", NULL};
 static const char *const directories_acmebot[] = {
     "pid",  "log",  "resource", "backup_key", "full_key",   "full_certificate",
-    "param", "challenge", "http_challenge", "hpkp", "ocsp", "sct", "update_key", "archive",
+    "param", "hpkp", "ocsp", "sct", "archive",
     "temp", NULL};
 
 static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
@@ -359,15 +361,22 @@ static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
         opt_string(p, d, "directories", "chain", 1, &cfg->dir_chain) < 0 ||
         opt_string(p, d, "directories", "private_key", 1, &cfg->dir_private_key) < 0 ||
         opt_string(p, d, "directories", "state", 0, &cfg->dir_state) < 0 ||
-        opt_string(p, d, "directories", "previous_key", 1, &cfg->dir_previous_key) < 0)
+        opt_string(p, d, "directories", "previous_key", 1, &cfg->dir_previous_key) < 0 ||
+        opt_string(p, d, "directories", "update_key", 0, &cfg->dir_update_key) < 0 ||
+        opt_string(p, d, "directories", "challenge", 0, &cfg->dir_challenge) < 0 ||
+        opt_string(p, d, "directories", "http_challenge", 1, &cfg->http_challenge_template) < 0)
         return -1;
-    return 0;
+    return resolve_dir(p, &cfg->dir_update_key) < 0 || resolve_dir(p, &cfg->dir_challenge) < 0 ||
+                   resolve_dir(p, &cfg->http_challenge_template) < 0
+               ? -1
+               : 0;
 }
 
-static const char *const file_names_keys[] = {"certificate", "chain", "private_key", NULL};
+static const char *const file_names_keys[] = {"certificate", "chain", "private_key", "challenge",
+                                              NULL};
 static const char *const file_names_acmebot[] = {
     "log",  "backup_key", "previous_key", "full_key", "full_certificate", "param",
-    "challenge", "hpkp", "ocsp", "sct", NULL};
+    "hpkp", "ocsp", "sct", NULL};
 
 static int parse_file_names(cfgp *p, ks_config *cfg, json_object *f)
 {
@@ -376,7 +385,8 @@ static int parse_file_names(cfgp *p, ks_config *cfg, json_object *f)
     check_keys(p, f, "file_names", file_names_keys, file_names_acmebot);
     if (opt_string(p, f, "file_names", "certificate", 0, &cfg->fn_certificate) < 0 ||
         opt_string(p, f, "file_names", "chain", 0, &cfg->fn_chain) < 0 ||
-        opt_string(p, f, "file_names", "private_key", 0, &cfg->fn_private_key) < 0)
+        opt_string(p, f, "file_names", "private_key", 0, &cfg->fn_private_key) < 0 ||
+        opt_string(p, f, "file_names", "challenge", 0, &cfg->fn_challenge) < 0)
         return -1;
     return 0;
 }
@@ -511,6 +521,14 @@ static int set_defaults(ks_config *cfg)
     cfg->max_domains_per_order = 100;
     cfg->ari = 1;
     cfg->dns_hook_timeout = 300;
+    cfg->hook_timeout = 300;
+    cfg->dns.auth_port = 53;
+    cfg->dns.timeout_s = 3;
+    cfg->max_dns_lookup_attempts = 60; /* acmebot's documented default */
+    cfg->dns_lookup_delay = 10;
+    cfg->dir_update_key = strdup("/etc/ssl/update_keys");
+    cfg->dir_challenge = strdup("/etc/ssl/challenges");
+    cfg->fn_challenge = strdup("{name}");
     cfg->dir_certificate = strdup("/etc/ssl/certs");
     cfg->dir_chain = strdup("/etc/ssl/certs");
     cfg->dir_private_key = strdup("/etc/ssl/private");
@@ -524,7 +542,7 @@ static int set_defaults(ks_config *cfg)
     return cfg->acme_directory_url && cfg->dir_certificate && cfg->dir_chain &&
                    cfg->dir_private_key && cfg->dir_state && cfg->fn_certificate &&
                    cfg->fn_chain && cfg->fn_private_key && cfg->suffix[0] && cfg->suffix[1] &&
-                   cfg->hsm_module
+                   cfg->hsm_module && cfg->dir_update_key && cfg->dir_challenge && cfg->fn_challenge
                ? 0
                : -1;
 }
@@ -532,10 +550,10 @@ static int set_defaults(ks_config *cfg)
 static const char *const top_keys[] = {
     "account",         "settings", "directories", "file_names", "key_type_suffixes",
     "certificates",    "private_keys", "http_challenges", "hsm", "database",
-    "tenants",         "signer",   "tls_alpn_challenges", "dns_hooks", NULL};
-static const char *const top_acmebot[] = {"services",     "authorizations", "zone_update_keys",
-                                          "hpkp_headers", "ct_logs",        "hooks",
-                                          "verify",       "tlsa_records",   NULL};
+    "tenants",         "signer",   "tls_alpn_challenges", "dns_hooks",
+    "zone_update_keys", "hooks", NULL};
+static const char *const top_acmebot[] = {"services", "authorizations", "hpkp_headers",
+                                          "ct_logs",  "verify",         "tlsa_records", NULL};
 
 /* One output file a configuration implies, for the collision check. */
 typedef struct output_file {
@@ -630,6 +648,10 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
         (json_object_object_get_ex(root, "tls_alpn_challenges", &v) &&
          parse_tls_alpn_challenges(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "dns_hooks", &v) && parse_dns_hooks(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "zone_update_keys", &v) &&
+         parse_zone_update_keys(p, cfg, v) < 0) ||
+        (json_object_object_get_ex(root, "hooks", &v) && parse_hooks(p, cfg, v) < 0) ||
+        check_http_template(p, cfg) < 0 ||
         (json_object_object_get_ex(root, "database", &v) && parse_database(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "signer", &v) && parse_signer(p, cfg, v) < 0))
         return -1;
@@ -769,6 +791,7 @@ void ks_config_free(ks_config *cfg)
     }
     free(cfg->http_challenges);
     free_challenges(cfg);
+    free_dns_config(cfg);
     free_keys_and_certificates(cfg);
     free(cfg);
 }

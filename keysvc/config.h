@@ -9,6 +9,7 @@
 #ifndef KEYSVC_CONFIG_H
 #define KEYSVC_CONFIG_H
 
+#include "dns.h"
 #include "ks_err.h"
 
 #include <stddef.h>
@@ -57,6 +58,8 @@ typedef struct ks_cert_config {
     size_t key;        /* index into cfg->keys */
     char *common_name; /* lower case */
     char **alt_names;  /* FQDNs, lower case, in config order, no duplicates */
+    char **alt_zones;  /* for each alt name, the alt_names zone it is listed under
+                          (acmebot's {zone} of directories.http_challenge) */
     size_t n_alt_names;
     ks_key_type key_types[KS_KEY_TYPES];
     size_t n_key_types;
@@ -82,6 +85,39 @@ typedef struct ks_http_challenge {
     char *fqdn;
     char *directory; /* NULL: null in the config (dns-01 forced) */
 } ks_http_challenge;
+
+/* acmebot's zone_update_keys: the TSIG key for RFC 2136 updates of a zone. */
+typedef struct ks_zone_key {
+    char *zone;   /* lower case, no trailing dot */
+    char *file;   /* the key file (under directories.update_key when relative) */
+    char *server; /* host name or IP address; NULL: the zone's SOA primary */
+    int port;     /* 0: settings.dns_port */
+} ks_zone_key;
+
+/* acmebot's hooks: command templates with {fields} (see config_hooks.c). */
+typedef enum ks_hook_id {
+    KS_HOOK_SET_DNS_CHALLENGE,
+    KS_HOOK_CLEAR_DNS_CHALLENGE,
+    KS_HOOK_DNS_ZONE_UPDATE,
+    KS_HOOK_SET_HTTP_CHALLENGE,
+    KS_HOOK_CLEAR_HTTP_CHALLENGE,
+    KS_HOOK_PRIVATE_KEY_ROLLOVER,
+    KS_HOOK_PRIVATE_KEY_INSTALLED,
+    KS_HOOK_BACKUP_KEY_INSTALLED,
+    KS_HOOK_PREVIOUS_KEY_INSTALLED,
+    KS_HOOK_HPKP_HEADER_INSTALLED,
+    KS_HOOK_CERTIFICATE_INSTALLED,
+    KS_HOOK_FULL_CERTIFICATE_INSTALLED,
+    KS_HOOK_CHAIN_INSTALLED,
+    KS_HOOK_FULL_KEY_INSTALLED,
+    KS_HOOK_PARAMS_INSTALLED,
+    KS_HOOK_SCT_INSTALLED,
+    KS_HOOK_OCSP_INSTALLED,
+    KS_HOOK_COUNT
+} ks_hook_id;
+
+/* The hook's name in the "hooks" section. */
+const char *ks_hook_name(ks_hook_id id);
 
 typedef struct ks_config {
     char *path;     /* the configuration file */
@@ -127,6 +163,27 @@ typedef struct ks_config {
     char *dns_cleanup_hook;
     int dns_hook_timeout; /* seconds per hook run */
 
+    /* dns-01 the acmebot way: RFC 2136 with a zone's key, else a local
+     * challenge file plus reload_zone_command; DNS lookups. */
+    ks_zone_key *zone_keys;
+    size_t n_zone_keys;
+    char *dir_update_key;      /* directories.update_key */
+    char *dir_challenge;       /* directories.challenge */
+    char *fn_challenge;        /* file_names.challenge: "{name}" (the zone) */
+    char *reload_zone_command; /* NULL: no local updates */
+    ks_dns dns;                /* settings.dns_resolvers, dns_port */
+    int max_dns_lookup_attempts;
+    int dns_lookup_delay;      /* seconds between propagation checks */
+
+    /* http-01: directories.http_challenge ({zone} {host} {fqdn}), and the
+     * built-in responder (settings.http_responder, "address:port"). */
+    char *http_challenge_template;
+    char *http_responder_address; /* NULL: none */
+    int http_responder_port;
+
+    char *hooks[KS_HOOK_COUNT]; /* templates; NULL: not configured */
+    int hook_timeout;           /* seconds per hook run */
+
     ks_cert_config *certs;
     size_t n_certs;
     ks_key_config *keys;
@@ -167,16 +224,32 @@ void ks_config_free(ks_config *cfg);
 /* The tenant index of a name, or -1. */
 int ks_config_tenant_index(const ks_config *cfg, const char *name);
 
-/* How a name (possibly "*.x") is validated: tls-alpn-01 when it is in
- * tls_alpn_challenges, http-01 when it has a webroot, otherwise dns-01
- * when dns_hooks are configured (wildcards always), else NONE. */
+/* How a name (possibly "*.x") is validated, first match wins:
+ *   wildcards                         dns-01
+ *   tls_alpn_challenges entry         tls-alpn-01
+ *   http_challenges entry             http-01 in that directory; null: dns-01
+ *   directories.http_challenge        http-01 in the expanded directory
+ *   settings.http_responder           http-01 by the built-in responder
+ *   otherwise                         dns-01
+ * dns-01 is NONE when no dns-01 method is configured. */
 ks_challenge_kind ks_config_challenge(const ks_config *cfg, const char *name);
 
 /* The tls-alpn-01 listening address of a name, or NULL. */
 const ks_tls_alpn_challenge *ks_config_tls_alpn(const ks_config *cfg, const char *fqdn);
 
-/* The http-01 webroot for a name, or NULL when none is configured. */
+/* The http-01 webroot for a name from http_challenges, or NULL. */
 const char *ks_config_webroot(const ks_config *cfg, const char *fqdn);
+
+/* The directory http-01 files for `fqdn` go to: its http_challenges entry,
+ * else directories.http_challenge expanded for it; NULL when neither
+ * applies (the built-in responder, or dns-01).  Caller frees. */
+char *ks_config_http_dir_new(const ks_config *cfg, const char *fqdn);
+
+/* The zone_update_keys entry for `zone`, or NULL. */
+const ks_zone_key *ks_config_zone_key(const ks_config *cfg, const char *zone);
+
+/* Whether any dns-01 method is configured. */
+int ks_config_has_dns(const ks_config *cfg);
 
 /* Expands a file name template ({name}, {key_type}, {suffix}) and joins it to
  * the directory.  acmebot turns '*' in file names into '_'.  Caller frees. */

@@ -126,17 +126,6 @@ const ks_tls_alpn_challenge *ks_config_tls_alpn(const ks_config *cfg, const char
     return NULL;
 }
 
-ks_challenge_kind ks_config_challenge(const ks_config *cfg, const char *name)
-{
-    if (strncmp(name, "*.", 2) != 0) {
-        if (ks_config_tls_alpn(cfg, name) != NULL)
-            return KS_CHALLENGE_TLSALPN01;
-        if (ks_config_webroot(cfg, name) != NULL)
-            return KS_CHALLENGE_HTTP01;
-    }
-    return cfg->dns_auth_hook != NULL ? KS_CHALLENGE_DNS01 : KS_CHALLENGE_NONE;
-}
-
 void free_challenges(ks_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_tls_alpn_challenges; i++) {

@@ -58,6 +58,14 @@ int parse_keys_and_certificates(cfgp *p, ks_config *cfg, json_object *certificat
                                 json_object *private_keys);
 void free_keys_and_certificates(ks_config *cfg);
 
+/* config_dns.c: dns-01 and http-01 the acmebot way, and "hooks".  The
+ * directories must be parsed before zone_update_keys. */
+int parse_dns_settings(cfgp *p, ks_config *cfg, json_object *settings);
+int parse_zone_update_keys(cfgp *p, ks_config *cfg, json_object *obj);
+int parse_hooks(cfgp *p, ks_config *cfg, json_object *obj);
+int check_http_template(cfgp *p, const ks_config *cfg);
+void free_dns_config(ks_config *cfg);
+
 /* config_challenges.c: tls_alpn_challenges, dns_hooks, EAB members. */
 int parse_tls_alpn_challenges(cfgp *p, ks_config *cfg, json_object *obj);
 int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj);

@@ -127,30 +127,60 @@ int ks_config_tenant_index(const ks_config *cfg, const char *name)
 
 /* ----------------------------------------------------------- alt_names */
 
-static int add_alt_name(cfgp *p, ks_cert_config *c, char *fqdn, const char *path)
+/* Adds fqdn (taken over) with the alt_names zone it was listed under. */
+static int add_alt_name(cfgp *p, ks_cert_config *c, char *fqdn, const char *zone,
+                        const char *path)
 {
-    if (fqdn == NULL)
+    char *zone_copy = fqdn ? lowercase_dup(zone) : NULL;
+    if (zone_copy == NULL) {
+        free(fqdn);
         return ks_fail(p->err, "out of memory");
+    }
+    char **zones = realloc(c->alt_zones, (c->n_alt_names + 1) * sizeof(*zones));
+    if (zones == NULL) {
+        free(fqdn);
+        free(zone_copy);
+        return ks_fail(p->err, "out of memory");
+    }
+    c->alt_zones = zones;
+    c->alt_zones[c->n_alt_names] = zone_copy; /* owned once the name is added */
     if (!valid_fqdn(fqdn)) {
         cfail(p, path, "\"%s\" is not a valid DNS name", fqdn);
         free(fqdn);
+        free(zone_copy);
         return -1;
     }
     for (size_t i = 0; i < c->n_alt_names; i++) {
         if (strcmp(c->alt_names[i], fqdn) == 0) {
             cfail(p, path, "\"%s\" is listed twice", fqdn);
             free(fqdn);
+            free(zone_copy);
             return -1;
         }
     }
     char **grown = realloc(c->alt_names, (c->n_alt_names + 1) * sizeof(*grown));
     if (grown == NULL) {
         free(fqdn);
+        free(zone_copy);
         return ks_fail(p->err, "out of memory");
     }
     c->alt_names = grown;
     c->alt_names[c->n_alt_names++] = fqdn;
     return 0;
+}
+
+/* Without alt_names acmebot finds the zone in the Public Suffix List; keysvc
+ * works offline and takes the last two labels, which is the same for names
+ * under a one-label public suffix (give alt_names for "example.co.uk"). */
+static const char *registered_domain(const char *fqdn)
+{
+    const char *last = strrchr(fqdn, '.');
+    if (last == NULL)
+        return fqdn;
+    const char *c = last;
+    while (c > fqdn && c[-1] != '.')
+        c--;
+    return c;
 }
 
 /* One host of an alt_names zone: "@" is the zone itself, else host.zone. */
@@ -163,7 +193,7 @@ static int add_zone_host(cfgp *p, ks_cert_config *c, const char *zone, json_obje
     char *fqdn = strcmp(h, "@") == 0 ? strdup(zone) : ks_strdup_printf("%s.%s", h, zone);
     char *lower = fqdn ? lowercase_dup(fqdn) : NULL;
     free(fqdn);
-    return add_alt_name(p, c, lower, path);
+    return add_alt_name(p, c, lower, zone, path);
 }
 
 /* alt_names: {zone: [hosts]} (or a single host string); zone "@" means the
@@ -276,7 +306,8 @@ static int parse_cert_names(cfgp *p, ks_cert_config *c, json_object *obj, const 
     if (obj != NULL && json_object_object_get_ex(obj, "alt_names", &alt)) {
         if (parse_alt_names(p, c, alt, apath) < 0)
             return -1;
-    } else if (add_alt_name(p, c, strdup(c->common_name), apath) < 0) {
+    } else if (add_alt_name(p, c, strdup(c->common_name), registered_domain(c->common_name),
+                            apath) < 0) {
         return -1;
     }
     for (size_t i = 0; i < c->n_alt_names; i++)
@@ -482,9 +513,12 @@ void free_keys_and_certificates(ks_config *cfg)
         ks_cert_config *c = &cfg->certs[i];
         free(c->name);
         free(c->common_name);
-        for (size_t j = 0; j < c->n_alt_names; j++)
+        for (size_t j = 0; j < c->n_alt_names; j++) {
             free(c->alt_names[j]);
+            free(c->alt_zones[j]);
+        }
         free(c->alt_names);
+        free(c->alt_zones);
     }
     free(cfg->certs);
     for (size_t i = 0; i < cfg->n_keys; i++)

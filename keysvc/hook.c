@@ -3,6 +3,7 @@
 #include "ks_log.h"
 #include "ks_util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -231,19 +232,20 @@ static int report_status(const char *what, int status, int timed_out, ks_err *er
     return ks_fail(err, "%s: killed by signal %d", what, WTERMSIG(status));
 }
 
-int ks_hook_run(const char *what, const char *command, const ks_hook_var *vars, size_t n_vars,
-                int timeout_s, char **output, ks_err *err)
+/* Runs argv (see ks_hook_run). */
+static int run_argv(const char *what, char **argv, const ks_hook_var *vars, size_t n_vars,
+                    int timeout_s, char **output, ks_err *err)
 {
-    char **argv = NULL, **env = NULL, *buf = malloc(KS_HOOK_MAX_OUTPUT + 1);
+    char **env = NULL, *buf = malloc(KS_HOOK_MAX_OUTPUT + 1);
     int pipefd[2] = {-1, -1}, status = 0, rc = -1;
     size_t len = 0;
     if (output != NULL)
         *output = NULL;
-    if (buf == NULL || ks_split_words(command, &argv, err) < 0 ||
-        (env = hook_environment(vars, n_vars)) == NULL || pipe2(pipefd, O_CLOEXEC) < 0) {
-        if (buf == NULL || (argv != NULL && env == NULL))
+    if (buf == NULL || (env = hook_environment(vars, n_vars)) == NULL ||
+        pipe2(pipefd, O_CLOEXEC) < 0) {
+        if (env == NULL)
             ks_fail(err, "out of memory");
-        else if (env != NULL)
+        else
             ks_fail(err, "pipe: %s", strerror(errno));
         ks_failp(err, "%s", what);
         goto out;
@@ -279,7 +281,135 @@ out:
     if (pipefd[1] >= 0)
         close(pipefd[1]);
     free_environment(env, n_vars);
-    ks_words_free(argv);
     free(buf);
+    return rc;
+}
+
+int ks_hook_run(const char *what, const char *command, const ks_hook_var *vars, size_t n_vars,
+                int timeout_s, char **output, ks_err *err)
+{
+    char **argv = NULL;
+    if (output != NULL)
+        *output = NULL;
+    if (ks_split_words(command, &argv, err) < 0)
+        return ks_failp(err, "%s", what);
+    int rc = run_argv(what, argv, vars, n_vars, timeout_s, output, err);
+    ks_words_free(argv);
+    return rc;
+}
+
+/* ------------------------------------------------------------ templates */
+
+static const ks_hook_var *find_field(const ks_hook_var *fields, size_t n, const char *name,
+                                     size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(fields[i].name) == len && strncmp(fields[i].name, name, len) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+/* Appends `len` bytes to the growing string *out (size *cap, used *used). */
+static int append(char **out, size_t *used, size_t *cap, const char *text, size_t len)
+{
+    if (*used + len + 1 > *cap) {
+        size_t want = (*used + len + 1) * 2;
+        char *grown = realloc(*out, want);
+        if (grown == NULL)
+            return -1;
+        *out = grown;
+        *cap = want;
+    }
+    memcpy(*out + *used, text, len);
+    *used += len;
+    (*out)[*used] = '\0';
+    return 0;
+}
+
+/* One word with its {fields} replaced.  Newly allocated; NULL with err. */
+static char *expand_word(const char *word, const ks_hook_var *fields, size_t n, ks_err *err)
+{
+    char *out = NULL;
+    size_t used = 0, cap = 0;
+    int oom = append(&out, &used, &cap, "", 0);
+    for (const char *c = word; *c != '\0' && !oom;) {
+        if ((c[0] == '{' && c[1] == '{') || (c[0] == '}' && c[1] == '}')) {
+            oom = append(&out, &used, &cap, c, 1);
+            c += 2;
+            continue;
+        }
+        if (*c == '}') {
+            ks_fail(err, "a single '}' (write \"}}\" for a literal brace)");
+            goto fail;
+        }
+        if (*c != '{') {
+            oom = append(&out, &used, &cap, c++, 1);
+            continue;
+        }
+        const char *close = strchr(c, '}');
+        const ks_hook_var *f = close ? find_field(fields, n, c + 1, (size_t)(close - c - 1)) : NULL;
+        if (close == NULL) {
+            ks_fail(err, "unterminated field \"%s\"", c);
+            goto fail;
+        }
+        if (f == NULL) {
+            ks_fail(err, "unknown field {%.*s}", (int)(close - c - 1), c + 1);
+            goto fail;
+        }
+        oom = append(&out, &used, &cap, f->value ? f->value : "", f->value ? strlen(f->value) : 0);
+        c = close + 1;
+    }
+    if (!oom)
+        return out;
+    ks_fail(err, "out of memory");
+fail:
+    free(out);
+    return NULL;
+}
+
+int ks_template_argv(const char *tmpl, const ks_hook_var *fields, size_t n, char ***argv,
+                     ks_err *err)
+{
+    char **words = NULL;
+    *argv = NULL;
+    if (ks_split_words(tmpl, &words, err) < 0)
+        return -1;
+    for (size_t i = 0; words[i] != NULL; i++) {
+        char *expanded = expand_word(words[i], fields, n, err);
+        if (expanded == NULL) {
+            ks_words_free(words);
+            return -1;
+        }
+        free(words[i]);
+        words[i] = expanded;
+    }
+    *argv = words;
+    return 0;
+}
+
+int ks_hook_run_template(const char *what, const char *tmpl, const ks_hook_var *fields,
+                         size_t n, int timeout_s, char **output, ks_err *err)
+{
+    char **argv = NULL;
+    ks_hook_var env[KS_HOOK_MAX_FIELDS];
+    char names[KS_HOOK_MAX_FIELDS][64];
+    if (output != NULL)
+        *output = NULL;
+    if (n > KS_HOOK_MAX_FIELDS)
+        return ks_fail(err, "%s: too many fields", what);
+    if (ks_template_argv(tmpl, fields, n, &argv, err) < 0)
+        return ks_failp(err, "%s", what);
+    /* The fields also go in the environment, as KEYSVC_<FIELD>, for
+     * scripts that prefer not to take them as arguments. */
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        j += (size_t)snprintf(names[i], sizeof(names[i]), "KEYSVC_");
+        for (const char *c = fields[i].name; *c && j + 1 < sizeof(names[i]); c++)
+            names[i][j++] = (char)toupper((unsigned char)*c);
+        names[i][j] = '\0';
+        env[i] = (ks_hook_var){names[i], fields[i].value ? fields[i].value : ""};
+    }
+    int rc = run_argv(what, argv, env, n, timeout_s, output, err);
+    ks_words_free(argv);
     return rc;
 }

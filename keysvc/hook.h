@@ -39,4 +39,18 @@ void ks_words_free(char **argv);
 int ks_hook_run(const char *what, const char *command, const ks_hook_var *vars, size_t n_vars,
                 int timeout_s, char **output, ks_err *err);
 
+/* acmebot's hook templates ("/usr/local/bin/set {domain} {challenge}"):
+ * the template is split into words first, then "{field}" in each word is
+ * replaced by the field's value, which so stays inside its one argument
+ * whatever it holds.  "{{" and "}}" are literal braces, as in Python's
+ * str.format.  An unknown field is an error.  *argv as ks_split_words. */
+#define KS_HOOK_MAX_FIELDS 12
+int ks_template_argv(const char *tmpl, const ks_hook_var *fields, size_t n, char ***argv,
+                     ks_err *err);
+
+/* Runs a template (as ks_hook_run runs a command), with each field also in
+ * the environment as KEYSVC_<FIELD> (upper case). */
+int ks_hook_run_template(const char *what, const char *tmpl, const ks_hook_var *fields,
+                         size_t n, int timeout_s, char **output, ks_err *err);
+
 #endif

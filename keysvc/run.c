@@ -20,6 +20,8 @@
  * or the CA is checked first, so that bad input changes nothing. */
 static int preflight(const ks_config *cfg, ks_err *err)
 {
+    static const char methods[] = "zone_update_keys, settings.reload_zone_command, "
+                                  "hooks.set_dns_challenge or dns_hooks";
     for (size_t i = 0; i < cfg->n_certs; i++) {
         const ks_cert_config *c = &cfg->certs[i];
         for (size_t j = 0; j < c->n_alt_names; j++) {
@@ -27,13 +29,17 @@ static int preflight(const ks_config *cfg, ks_err *err)
             ks_challenge_kind kind = ks_config_challenge(cfg, name);
             if (kind == KS_CHALLENGE_NONE && name[0] == '*')
                 return ks_fail(err, "%s: %s: wildcard names are validated by dns-01: configure "
-                                    "dns_hooks", cfg->path, name);
+                                    "%s", cfg->path, name, methods);
             if (kind == KS_CHALLENGE_NONE)
-                return ks_fail(err, "%s: %s: no validation method for this name (an "
-                                    "http_challenges directory, tls_alpn_challenges or "
-                                    "dns_hooks)", cfg->path, name);
-            if (kind == KS_CHALLENGE_HTTP01 &&
-                http01_webroot_check(ks_config_webroot(cfg, name), err) < 0)
+                return ks_fail(err, "%s: %s: no validation method for this name (http_challenges, "
+                                    "directories.http_challenge, settings.http_responder, "
+                                    "tls_alpn_challenges, or dns-01 by %s)",
+                               cfg->path, name, methods);
+            /* A webroot must be usable before anything is published; one
+             * from directories.http_challenge is made when missing. */
+            const char *webroot = ks_config_webroot(cfg, name);
+            if (kind == KS_CHALLENGE_HTTP01 && webroot != NULL &&
+                http01_webroot_check(webroot, err) < 0)
                 return ks_failp(err, "%s: http_challenges[\"%s\"]", cfg->path, name);
         }
     }

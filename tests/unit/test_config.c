@@ -1,7 +1,9 @@
 /*
  * Configuration loading (keysvc/config.h): every field of a full file, the
  * acmebot defaults, file name templates, and errors that name the file and
- * the JSON path.
+ * the JSON path; the dns-01/http-01 settings, zone_update_keys (with TSIG key
+ * files written into the test's directory), hooks, directories.http_challenge
+ * and which challenge a name gets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +18,9 @@
 #include "config.h"
 #include "ks_err.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <openssl/objects.h>
 #include <unistd.h>
@@ -42,14 +46,30 @@ static int setup(void **state)
     return 0;
 }
 
+/* Removes `dir` and what tests wrote into it (files, one level of
+ * subdirectories such as a directories.update_key). */
+static int remove_tree(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[PATH_MAX];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            if (unlink(p) < 0 && depth > 0)
+                remove_tree(p, depth - 1);
+        }
+        closedir(d);
+    }
+    return rmdir(dir);
+}
+
 static int teardown(void **state)
 {
     fixture *f = *state;
-    char p[PATH_MAX];
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s/stderr.txt", f->dir);
-    unlink(p);
-    int rc = rmdir(f->dir);
+    int rc = remove_tree(f->dir, 1);
     free(f);
     return rc;
 }
@@ -602,6 +622,510 @@ static void test_protocol_setting_errors(void **state)
                "settings.max_domains_per_order");
 }
 
+/* ---- dns-01 and http-01: settings, zone_update_keys, hooks --------------- */
+
+/* A real tsig-keygen secret (hmac-sha256, 32 bytes). */
+#define TSIG_SECRET "1VtzAmeFJNSMqa7EiiMgKiQ0SisBEH5YPLcrzeDVcHw="
+
+/* Writes `rel` (relative to the fixture's directory; "keys/x" creates
+ * "keys") holding a tsig-keygen key statement with `algorithm`. */
+static void write_key_file(const fixture *f, const char *rel, const char *algorithm)
+{
+    char p[PATH_MAX + 64];
+    const char *slash = strchr(rel, '/');
+    if (slash != NULL) {
+        snprintf(p, sizeof(p), "%s/%.*s", f->dir, (int)(slash - rel), rel);
+        if (mkdir(p, 0700) < 0 && access(p, F_OK) < 0)
+            fail_msg("mkdir %s", p);
+    }
+    snprintf(p, sizeof(p), "%s/%s", f->dir, rel);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    assert_true(fprintf(fp, "key \"k\" {\n\talgorithm %s;\n\tsecret \"" TSIG_SECRET "\";\n};\n",
+                        algorithm) > 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* Loading fails with an error holding every one of `wants` (NULL-terminated). */
+static void load_fails_all(const fixture *f, const char *text, const char *const *wants)
+{
+    for (size_t i = 0; wants[i] != NULL; i++)
+        load_fails(f, text, wants[i]);
+}
+
+/* Loads a configuration that must load, with its standard error (warnings)
+ * captured into `text`. */
+static ks_config *load_ok_capturing(const fixture *f, const char *config, char *text, size_t cap)
+{
+    char errpath[PATH_MAX];
+    snprintf(errpath, sizeof(errpath), "%s/stderr.txt", f->dir);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    close(fd);
+    ks_err err = {{0}};
+    write_config(f, config);
+    ks_config *cfg = ks_config_load(f->path, &err);
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    if (cfg == NULL)
+        fail_msg("ks_config_load failed: %s", err.msg);
+    FILE *fp = fopen(errpath, "r");
+    assert_non_null(fp);
+    size_t n = fread(text, 1, cap - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    return cfg;
+}
+
+static void test_dns_settings_defaults(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK "}");
+    assert_int_equal(cfg->dns.n_resolvers, 0);
+    assert_int_equal(cfg->dns.auth_port, 53);
+    assert_int_equal(cfg->max_dns_lookup_attempts, 60);
+    assert_int_equal(cfg->dns_lookup_delay, 10);
+    assert_int_equal(cfg->hook_timeout, 300);
+    assert_null(cfg->reload_zone_command);
+    assert_null(cfg->http_responder_address);
+    assert_null(cfg->http_challenge_template);
+    assert_string_equal(cfg->dir_update_key, "/etc/ssl/update_keys");
+    assert_string_equal(cfg->dir_challenge, "/etc/ssl/challenges");
+    assert_string_equal(cfg->fn_challenge, "{name}");
+    assert_int_equal(cfg->n_zone_keys, 0);
+    for (int i = 0; i < KS_HOOK_COUNT; i++)
+        assert_null(cfg->hooks[i]);
+    assert_false(ks_config_has_dns(cfg));
+    ks_config_free(cfg);
+}
+
+static void test_dns_settings(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg =
+        load_ok(f, "{" HSM_OK ", \"settings\": {"
+                   " \"dns_resolvers\": [\"192.0.2.53\", \"[2001:db8::53]:5353\", \"::1\","
+                   " \"127.0.0.1:1053\"],"
+                   " \"dns_port\": 5300, \"max_dns_lookup_attempts\": 5, \"dns_lookup_delay\": 0,"
+                   " \"hook_timeout\": 42,"
+                   " \"reload_zone_command\": \"/usr/sbin/rndc reload 'a zone'\","
+                   " \"http_responder\": \"0.0.0.0:8080\"}}");
+    assert_int_equal(cfg->dns.n_resolvers, 4);
+    assert_string_equal(cfg->dns.resolvers[0].addr, "192.0.2.53");
+    assert_int_equal(cfg->dns.resolvers[0].port, 53);
+    assert_string_equal(cfg->dns.resolvers[1].addr, "2001:db8::53");
+    assert_int_equal(cfg->dns.resolvers[1].port, 5353);
+    assert_string_equal(cfg->dns.resolvers[2].addr, "::1");
+    assert_int_equal(cfg->dns.resolvers[2].port, 53);
+    assert_string_equal(cfg->dns.resolvers[3].addr, "127.0.0.1");
+    assert_int_equal(cfg->dns.resolvers[3].port, 1053);
+    /* dns_port is the authoritative servers' port, not the resolvers'. */
+    assert_int_equal(cfg->dns.auth_port, 5300);
+    assert_int_equal(cfg->max_dns_lookup_attempts, 5);
+    assert_int_equal(cfg->dns_lookup_delay, 0);
+    assert_int_equal(cfg->hook_timeout, 42);
+    assert_string_equal(cfg->reload_zone_command, "/usr/sbin/rndc reload 'a zone'");
+    assert_string_equal(cfg->http_responder_address, "0.0.0.0");
+    assert_int_equal(cfg->http_responder_port, 8080);
+    assert_true(ks_config_has_dns(cfg)); /* reload_zone_command */
+    ks_config_free(cfg);
+
+    /* http_responder: IPv6 in brackets; the port defaults to 80; null is none. */
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"http_responder\": \"[::]:8081\"}}");
+    assert_string_equal(cfg->http_responder_address, "::");
+    assert_int_equal(cfg->http_responder_port, 8081);
+    ks_config_free(cfg);
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"http_responder\": \"127.0.0.1\"}}");
+    assert_string_equal(cfg->http_responder_address, "127.0.0.1");
+    assert_int_equal(cfg->http_responder_port, 80);
+    ks_config_free(cfg);
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"http_responder\": null,"
+                     " \"dns_resolvers\": []}}");
+    assert_null(cfg->http_responder_address);
+    assert_int_equal(cfg->dns.n_resolvers, 0);
+    ks_config_free(cfg);
+}
+
+static void test_dns_setting_errors(void **state)
+{
+    fixture *f = *state;
+    load_fails(f,
+               "{" HSM_OK ", \"settings\": {\"dns_resolvers\": [\"192.0.2.53\","
+               " \"ns.example.test\"]}}",
+               "settings.dns_resolvers[1]");
+    load_fails(f,
+               "{" HSM_OK ", \"settings\": {\"dns_resolvers\": [\"192.0.2.53\","
+               " \"ns.example.test:53\"]}}",
+               "settings.dns_resolvers[1]: expected");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_resolvers\": [53]}}",
+               "settings.dns_resolvers[0]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_resolvers\": [\"192.0.2.1:0\"]}}",
+               "settings.dns_resolvers[0]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_resolvers\": \"192.0.2.53\"}}",
+               "settings.dns_resolvers: expected a list");
+    load_fails(f,
+               "{" HSM_OK ", \"settings\": {\"dns_resolvers\": [\"10.0.0.1\", \"10.0.0.2\","
+               " \"10.0.0.3\", \"10.0.0.4\", \"10.0.0.5\", \"10.0.0.6\", \"10.0.0.7\","
+               " \"10.0.0.8\", \"10.0.0.9\"]}}",
+               "settings.dns_resolvers: at most 8");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_port\": 0}}", "settings.dns_port");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_port\": 65536}}", "settings.dns_port");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_port\": \"53\"}}", "settings.dns_port");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"max_dns_lookup_attempts\": 0}}",
+               "settings.max_dns_lookup_attempts");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dns_lookup_delay\": -1}}",
+               "settings.dns_lookup_delay");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"hook_timeout\": 0}}", "settings.hook_timeout");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"reload_zone_command\": \"rndc 'reload\"}}",
+               "settings.reload_zone_command");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"reload_zone_command\": \"\"}}",
+               "settings.reload_zone_command");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"http_responder\": \"localhost:80\"}}",
+               "settings.http_responder");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"http_responder\": \"0.0.0.0:0\"}}",
+               "settings.http_responder");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"http_responder\": 80}}",
+               "settings.http_responder");
+}
+
+static void test_zone_update_keys(void **state)
+{
+    fixture *f = *state;
+    write_key_file(f, "keys/example.test.key", "hmac-sha256");
+    write_key_file(f, "abs.key", "hmac-sha512");
+    char text[2 * PATH_MAX], abs[PATH_MAX + 16];
+    snprintf(abs, sizeof(abs), "%s/abs.key", f->real);
+    snprintf(text, sizeof(text),
+             "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+             " \"zone_update_keys\": {"
+             "  \"example.test\": \"example.test.key\","
+             "  \"Other.Test.\": {\"file\": \"%s\", \"server\": \"ns1.other.test\","
+             " \"port\": 5353},"
+             "  \"third.test\": {\"file\": \"example.test.key\"},"
+             "  \"none.test\": null}}",
+             abs);
+    ks_config *cfg = load_ok(f, text);
+    assert_under_base(f, cfg->dir_update_key, "keys");
+    assert_int_equal(cfg->n_zone_keys, 3);
+    /* The string form: a file name relative to directories.update_key. */
+    const ks_zone_key *k = ks_config_zone_key(cfg, "example.test");
+    assert_non_null(k);
+    assert_string_equal(k->zone, "example.test");
+    assert_under_base(f, k->file, "keys/example.test.key");
+    assert_null(k->server);
+    assert_int_equal(k->port, 0);
+    /* The object form; the zone in lower case without its trailing dot. */
+    k = ks_config_zone_key(cfg, "other.test");
+    assert_non_null(k);
+    assert_string_equal(k->zone, "other.test");
+    assert_string_equal(k->file, abs);
+    assert_string_equal(k->server, "ns1.other.test");
+    assert_int_equal(k->port, 5353);
+    k = ks_config_zone_key(cfg, "third.test");
+    assert_non_null(k);
+    assert_under_base(f, k->file, "keys/example.test.key");
+    assert_null(k->server);
+    assert_int_equal(k->port, 0);
+    /* null: the zone has no key. */
+    assert_null(ks_config_zone_key(cfg, "none.test"));
+    assert_null(ks_config_zone_key(cfg, "Other.Test."));
+    assert_true(ks_config_has_dns(cfg));
+    ks_config_free(cfg);
+
+    /* Only nulls: no dns-01 method. */
+    cfg = load_ok(f, "{" HSM_OK ", \"zone_update_keys\": {\"a.test\": null}}");
+    assert_int_equal(cfg->n_zone_keys, 0);
+    assert_false(ks_config_has_dns(cfg));
+    ks_config_free(cfg);
+}
+
+static void test_zone_update_key_errors(void **state)
+{
+    fixture *f = *state;
+    write_key_file(f, "keys/good.key", "hmac-sha256");
+    write_key_file(f, "keys/sha384.key", "hmac-sha384");
+    write_key_file(f, "keys/sha224.key", "hmac-sha224");
+    /* The key file is loaded at config load: a missing one is an error at
+     * the zone's JSON path, naming the file. */
+    static const char *const missing[] = {"zone_update_keys[\"example.test\"]", "missing.key",
+                                          NULL};
+    load_fails_all(f,
+                   "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+                   " \"zone_update_keys\": {\"example.test\": \"missing.key\"}}",
+                   missing);
+    /* Relative names are under directories.update_key, not the config's
+     * directory (keys/good.key is not at <base>/good.key). */
+    load_fails(f, "{" HSM_OK ", \"zone_update_keys\": {\"example.test\": \"good.key\"}}",
+               "zone_update_keys[\"example.test\"]");
+    static const char *const sha384[] = {"zone_update_keys[\"example.test\"]", "hmac-sha384",
+                                         "hmac-sha256", NULL};
+    load_fails_all(f,
+                   "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+                   " \"zone_update_keys\": {\"example.test\": \"sha384.key\"}}",
+                   sha384);
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"example.test\": {\"file\": \"sha224.key\"}}}",
+               "hmac-sha224");
+    static const char *const no_file[] = {"zone_update_keys[\"example.test\"]", "\"file\"", NULL};
+    load_fails_all(f,
+                   "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+                   " \"zone_update_keys\": {\"example.test\": {\"server\": \"192.0.2.1\"}}}",
+                   no_file);
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"example.test\": {\"file\": \"good.key\","
+               " \"port\": 0}}}",
+               "zone_update_keys[\"example.test\"].port");
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"example.test\": {\"file\": \"good.key\","
+               " \"port\": 65536}}}",
+               "zone_update_keys[\"example.test\"].port");
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"example.test\": {\"file\": 5}}}",
+               "zone_update_keys[\"example.test\"].file");
+    load_fails(f, "{" HSM_OK ", \"zone_update_keys\": {\"example.test\": 5}}",
+               "zone_update_keys[\"example.test\"]: expected");
+    load_fails(f, "{" HSM_OK ", \"zone_update_keys\": [\"example.test\"]}", ": zone_update_keys: ");
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"*.example.test\": \"good.key\"}}",
+               "is not a zone name");
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"bad zone\": \"good.key\"}}",
+               "zone_update_keys[\"bad zone\"]");
+    /* One zone spelled two ways is listed twice. */
+    load_fails(f,
+               "{" HSM_OK ", \"directories\": {\"update_key\": \"keys\"},"
+               " \"zone_update_keys\": {\"example.test\": \"good.key\","
+               " \"Example.Test.\": \"good.key\"}}",
+               "listed twice");
+}
+
+static void test_hooks(void **state)
+{
+    fixture *f = *state;
+    char warnings[4096];
+    ks_config *cfg = load_ok_capturing(
+        f,
+        "{" HSM_OK ", \"hooks\": {"
+        " \"set_dns_challenge\": \"/usr/local/bin/dns-set {domain} --zone={zone} '{challenge}'\","
+        " \"clear_dns_challenge\": null,"
+        " \"certificate_installed\": \"systemctl reload nginx # {certificate_name} {{x}}\","
+        " \"no_such_hook\": \"/bin/x {bogus}\"}}",
+        warnings, sizeof(warnings));
+    assert_string_equal(cfg->hooks[KS_HOOK_SET_DNS_CHALLENGE],
+                        "/usr/local/bin/dns-set {domain} --zone={zone} '{challenge}'");
+    assert_null(cfg->hooks[KS_HOOK_CLEAR_DNS_CHALLENGE]);
+    assert_string_equal(cfg->hooks[KS_HOOK_CERTIFICATE_INSTALLED],
+                        "systemctl reload nginx # {certificate_name} {{x}}");
+    assert_true(ks_config_has_dns(cfg)); /* set_dns_challenge */
+    /* An unknown hook is only a warning naming it. */
+    if (strstr(warnings, "hooks.no_such_hook") == NULL || strstr(warnings, f->path) == NULL)
+        fail_msg("no warning about hooks.no_such_hook: %s", warnings);
+    ks_config_free(cfg);
+
+    /* Every acmebot hook has its name. */
+    static const char *const names[KS_HOOK_COUNT] = {
+        "set_dns_challenge",     "clear_dns_challenge",   "dns_zone_update",
+        "set_http_challenge",    "clear_http_challenge",  "private_key_rollover",
+        "private_key_installed", "backup_key_installed",  "previous_key_installed",
+        "hpkp_header_installed", "certificate_installed", "full_certificate_installed",
+        "chain_installed",       "full_key_installed",    "params_installed",
+        "sct_installed",         "ocsp_installed"};
+    for (int i = 0; i < KS_HOOK_COUNT; i++)
+        assert_string_equal(ks_hook_name((ks_hook_id)i), names[i]);
+    assert_string_equal(ks_hook_name(KS_HOOK_COUNT), "?");
+
+    /* full_key_installed is accepted with a warning: keysvc writes no full key. */
+    cfg = load_ok_capturing(f,
+                            "{" HSM_OK ", \"hooks\": {\"full_key_installed\":"
+                            " \"/bin/x {full_key_file}\"}}",
+                            warnings, sizeof(warnings));
+    assert_non_null(cfg->hooks[KS_HOOK_FULL_KEY_INSTALLED]);
+    assert_non_null(strstr(warnings, "hooks.full_key_installed"));
+    ks_config_free(cfg);
+}
+
+static void test_hook_errors(void **state)
+{
+    fixture *f = *state;
+    /* A field the hook does not have: the JSON path, the field and the
+     * hook's fields. */
+    static const char *const unknown[] = {"hooks.set_dns_challenge", "{challenge_key}",
+                                          "{domain} {zone} {challenge}", NULL};
+    load_fails_all(f,
+                   "{" HSM_OK ", \"hooks\": {\"set_dns_challenge\":"
+                   " \"/bin/set {domain} {challenge_key}\"}}",
+                   unknown);
+    /* Fields are per hook: {zone} is not one of set_http_challenge's. */
+    static const char *const per_hook[] = {"hooks.set_http_challenge", "{zone}",
+                                           "{domain} {challenge_file}", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"hooks\": {\"set_http_challenge\": \"/bin/h {zone}\"}}",
+                   per_hook);
+    load_fails(f, "{" HSM_OK ", \"hooks\": {\"dns_zone_update\": \"/bin/h {zone\"}}",
+               "hooks.dns_zone_update");
+    load_fails(f, "{" HSM_OK ", \"hooks\": {\"dns_zone_update\": \"/bin/h zone}\"}}",
+               "hooks.dns_zone_update");
+    load_fails(f, "{" HSM_OK ", \"hooks\": {\"dns_zone_update\": \"/bin/h '{zone}\"}}",
+               "unterminated quote");
+    load_fails(f, "{" HSM_OK ", \"hooks\": {\"dns_zone_update\": \"\"}}", "hooks.dns_zone_update");
+    load_fails(f, "{" HSM_OK ", \"hooks\": {\"dns_zone_update\": [\"/bin/h\"]}}",
+               "hooks.dns_zone_update");
+    load_fails(f, "{" HSM_OK ", \"hooks\": [\"dns_zone_update\"]}", ": hooks: ");
+}
+
+/* Certificates for directories.http_challenge: alt_names zones, a "@" zone,
+ * and one without alt_names. */
+#define HTTP_CERTS                                                                                 \
+    " \"certificates\": {"                                                                         \
+    "  \"example.test\": {\"alt_names\": {\"example.test\": [\"@\", \"www\", \"a.b\", \"*\"]}},"   \
+    "  \"cn.test\": {\"common_name\": \"host.cn.test\"},"                                          \
+    "  \"apex.test\": null,"                                                                       \
+    "  \"at\": {\"common_name\": \"at.test\", \"alt_names\": {\"@\": [\"@\", \"w\"]}}}"
+
+static void expect_http_dir(const ks_config *cfg, const char *fqdn, const char *want)
+{
+    char *dir = ks_config_http_dir_new(cfg, fqdn);
+    if (want == NULL) {
+        if (dir != NULL)
+            fail_msg("%s: directory %s, expected none", fqdn, dir);
+        return;
+    }
+    if (dir == NULL)
+        fail_msg("%s: no directory, expected %s", fqdn, want);
+    if (strcmp(dir, want) != 0)
+        fail_msg("%s: directory %s, expected %s", fqdn, dir, want);
+    free(dir);
+}
+
+static void test_http_challenge_directory(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK ", \"directories\": {\"http_challenge\":"
+                                " \"/srv/acme/{zone}/{host}/{fqdn}\"},"
+                                " \"http_challenges\": {\"www.example.test\": \"/var/www/own\","
+                                " \"w.at.test\": null}," HTTP_CERTS "}");
+    assert_string_equal(cfg->http_challenge_template, "/srv/acme/{zone}/{host}/{fqdn}");
+    /* The zone apex: host ".". */
+    expect_http_dir(cfg, "example.test", "/srv/acme/example.test/./example.test");
+    /* A host of two labels. */
+    expect_http_dir(cfg, "a.b.example.test", "/srv/acme/example.test/a.b/a.b.example.test");
+    /* A certificate without alt_names: the last two labels are the zone. */
+    expect_http_dir(cfg, "host.cn.test", "/srv/acme/cn.test/host/host.cn.test");
+    expect_http_dir(cfg, "apex.test", "/srv/acme/apex.test/./apex.test");
+    /* alt_names zone "@": the common name. */
+    expect_http_dir(cfg, "at.test", "/srv/acme/at.test/./at.test");
+    /* An http_challenges entry wins; null means none (dns-01). */
+    expect_http_dir(cfg, "www.example.test", "/var/www/own");
+    expect_http_dir(cfg, "w.at.test", NULL);
+    /* A name in no certificate is its own zone. */
+    expect_http_dir(cfg, "other.test", "/srv/acme/other.test/./other.test");
+    ks_config_free(cfg);
+
+    /* A relative template is under the config's directory; {{ }} are braces. */
+    cfg = load_ok(f, "{" HSM_OK ", \"directories\": {\"http_challenge\":"
+                     " \"web/{{{host}}}.{fqdn}\"}," HTTP_CERTS "}");
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s/web/{www}.www.example.test", f->real);
+    expect_http_dir(cfg, "www.example.test", want);
+    ks_config_free(cfg);
+
+    /* Without a template or an entry there is no directory. */
+    cfg = load_ok(f, "{" HSM_OK "," HTTP_CERTS "}");
+    expect_http_dir(cfg, "example.test", NULL);
+    ks_config_free(cfg);
+
+    static const char *const unknown[] = {"directories.http_challenge", "{name}",
+                                          "{zone} {host} {fqdn}", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"directories\": {\"http_challenge\": \"/srv/{name}\"}}",
+                   unknown);
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"http_challenge\": \"/srv/{zone\"}}",
+               "directories.http_challenge");
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"http_challenge\": \"/srv/a b/{fqdn}\"}}",
+               "directories.http_challenge");
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"http_challenge\": \"/srv/'{fqdn}'\"}}",
+               "directories.http_challenge");
+}
+
+/* ks_config_challenge: the first method that applies, in the documented
+ * order. */
+static void test_challenge_precedence(void **state)
+{
+    fixture *f = *state;
+    write_key_file(f, "keys/a.key", "hmac-sha256");
+#define ZONE_KEYS                                                                                  \
+    " \"directories\": {\"update_key\": \"keys\"},"                                                \
+    " \"zone_update_keys\": {\"a.test\": \"a.key\"}"
+    ks_config *cfg =
+        load_ok(f, "{" HSM_OK "," ZONE_KEYS ","
+                   " \"tls_alpn_challenges\": {\"t.a.test\": \"127.0.0.1:8443\"},"
+                   " \"http_challenges\": {\"n.a.test\": null, \"w.a.test\": \"/var/www\","
+                   " \"t.a.test\": \"/var/www\"}}");
+    assert_int_equal(ks_config_challenge(cfg, "*.a.test"), KS_CHALLENGE_DNS01);
+    assert_int_equal(ks_config_challenge(cfg, "t.a.test"), KS_CHALLENGE_TLSALPN01);
+    assert_int_equal(ks_config_challenge(cfg, "n.a.test"), KS_CHALLENGE_DNS01);
+    assert_int_equal(ks_config_challenge(cfg, "w.a.test"), KS_CHALLENGE_HTTP01);
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_DNS01);
+    ks_config_free(cfg);
+
+    /* No dns-01 method: what would be dns-01 is NONE. */
+    cfg = load_ok(f, "{" HSM_OK ", \"http_challenges\": {\"n.a.test\": null,"
+                     " \"w.a.test\": \"/var/www\"}}");
+    assert_false(ks_config_has_dns(cfg));
+    assert_int_equal(ks_config_challenge(cfg, "n.a.test"), KS_CHALLENGE_NONE);
+    assert_int_equal(ks_config_challenge(cfg, "*.a.test"), KS_CHALLENGE_NONE);
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_NONE);
+    assert_int_equal(ks_config_challenge(cfg, "w.a.test"), KS_CHALLENGE_HTTP01);
+    ks_config_free(cfg);
+
+    /* directories.http_challenge: http-01 for every name but wildcards,
+     * null entries and tls-alpn-01 names. */
+    cfg = load_ok(f, "{" HSM_OK "," ZONE_KEYS ","
+                     " \"directories\": {\"update_key\": \"keys\","
+                     " \"http_challenge\": \"/srv/{fqdn}\"},"
+                     " \"tls_alpn_challenges\": {\"t.a.test\": \"[::1]:443\"},"
+                     " \"http_challenges\": {\"n.a.test\": null}}");
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_HTTP01);
+    assert_int_equal(ks_config_challenge(cfg, "x.y.a.test"), KS_CHALLENGE_HTTP01);
+    assert_int_equal(ks_config_challenge(cfg, "*.a.test"), KS_CHALLENGE_DNS01);
+    assert_int_equal(ks_config_challenge(cfg, "n.a.test"), KS_CHALLENGE_DNS01);
+    assert_int_equal(ks_config_challenge(cfg, "t.a.test"), KS_CHALLENGE_TLSALPN01);
+    ks_config_free(cfg);
+
+    /* settings.http_responder: http-01 by the built-in responder. */
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"http_responder\": \"127.0.0.1:8080\"},"
+                     " \"http_challenges\": {\"n.a.test\": null}}");
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_HTTP01);
+    assert_int_equal(ks_config_challenge(cfg, "n.a.test"), KS_CHALLENGE_NONE);
+    assert_int_equal(ks_config_challenge(cfg, "*.a.test"), KS_CHALLENGE_NONE);
+    expect_http_dir(cfg, "a.test", NULL); /* served, not written to a directory */
+    ks_config_free(cfg);
+
+    /* Nothing but reload_zone_command: dns-01 by local zone files. */
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"reload_zone_command\": \"rndc reload\"}}");
+    assert_true(ks_config_has_dns(cfg));
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_DNS01);
+    assert_int_equal(ks_config_challenge(cfg, "*.a.test"), KS_CHALLENGE_DNS01);
+    ks_config_free(cfg);
+
+    /* Nothing but a set_dns_challenge hook, or dns_hooks: dns-01 too. */
+    cfg = load_ok(f, "{" HSM_OK ", \"hooks\": {\"set_dns_challenge\": \"/bin/s {domain}\"}}");
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_DNS01);
+    ks_config_free(cfg);
+    cfg = load_ok(f, "{" HSM_OK ", \"dns_hooks\": {\"auth\": \"/bin/auth\"}}");
+    assert_int_equal(ks_config_challenge(cfg, "a.test"), KS_CHALLENGE_DNS01);
+    ks_config_free(cfg);
+#undef ZONE_KEYS
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +1152,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_size_1024_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory_url_must_be_https, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_curve_and_nulls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dns_settings_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dns_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dns_setting_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zone_update_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zone_update_key_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_challenge_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_challenge_precedence, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
  * Hooks (keysvc/hook.h): the shell-like word splitting with nothing of the
  * shell's expansion, and running a hook with fork/exec: its environment,
  * captured output, exit status, signals, timeout with its process group,
- * bounded output, missing programs and stdin.  The hooks are small sh
- * scripts written into a fresh temporary directory.
+ * bounded output, missing programs and stdin; acmebot's {field} templates,
+ * whose values stay one argument each whatever they hold.  The hooks are
+ * small sh scripts written into a fresh temporary directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -557,6 +558,241 @@ static void test_hook_no_inherited_fds(void **state)
     free(script);
 }
 
+/* ---- ks_template_argv ---------------------------------------------------- */
+
+/* What the hooks section's templates get: a hostile value. */
+#define EVIL "$(touch x); rm -rf / \"quoted\""
+
+static const ks_hook_var tmpl_fields[] = {
+    {"domain", EVIL}, {"zone", "example.test"}, {"challenge", "abc-123_XYZ"}, {"empty", ""}};
+
+static void expect_template(const char *tmpl, const char *const *want, size_t n)
+{
+    char **argv = NULL;
+    ks_err err = {{0}};
+    if (ks_template_argv(tmpl, tmpl_fields, 4, &argv, &err) != 0)
+        fail_msg("template \"%s\": %s", tmpl, err.msg);
+    assert_non_null(argv);
+    size_t got = 0;
+    while (argv[got] != NULL)
+        got++;
+    if (got != n)
+        fail_msg("template \"%s\": %zu words, expected %zu", tmpl, got, n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(argv[i], want[i]) != 0)
+            fail_msg("template \"%s\": word %zu is \"%s\", expected \"%s\"", tmpl, i, argv[i],
+                     want[i]);
+    ks_words_free(argv);
+}
+
+static void expect_template_error(const char *tmpl, const char *what)
+{
+    char **argv = NULL;
+    ks_err err = {{0}};
+    if (ks_template_argv(tmpl, tmpl_fields, 4, &argv, &err) != -1) {
+        ks_words_free(argv);
+        fail_msg("template \"%s\" was accepted", tmpl);
+    }
+    assert_null(argv);
+    if (strstr(err.msg, what) == NULL)
+        fail_msg("template \"%s\": error \"%s\" does not say \"%s\"", tmpl, err.msg, what);
+}
+
+static void test_template_value_is_one_word(void **state)
+{
+    (void)state;
+    /* Blanks, quotes and shell syntax in a value stay inside its argument. */
+    static const char *const want[] = {"/usr/local/bin/set", EVIL, "example.test"};
+    expect_template("/usr/local/bin/set {domain} {zone}", want, 3);
+    static const char *const alone[] = {EVIL};
+    expect_template("{domain}", alone, 1);
+    /* A value is not expanded again, nor split. */
+    static const ks_hook_var tricky[] = {{"a", "{b} }} {{"}, {"b", "B"}};
+    char **argv = NULL;
+    ks_err err = {{0}};
+    assert_int_equal(ks_template_argv("x {a} {b}", tricky, 2, &argv, &err), 0);
+    assert_string_equal(argv[0], "x");
+    assert_string_equal(argv[1], "{b} }} {{");
+    assert_string_equal(argv[2], "B");
+    assert_null(argv[3]);
+    ks_words_free(argv);
+    /* An empty value is still an argument; a NULL one is empty. */
+    static const char *const empty[] = {"cmd", "", "x"};
+    expect_template("cmd {empty} x", empty, 3);
+    static const ks_hook_var null_value[] = {{"v", NULL}};
+    assert_int_equal(ks_template_argv("cmd {v} .{v}.", null_value, 1, &argv, &err), 0);
+    assert_string_equal(argv[1], "");
+    assert_string_equal(argv[2], "..");
+    assert_null(argv[3]);
+    ks_words_free(argv);
+}
+
+static void test_template_field_inside_word(void **state)
+{
+    (void)state;
+    static const char *const want[] = {"hook", "--zone=example.test", "_acme-challenge." EVIL,
+                                       "example.testexample.test", "[abc-123_XYZ]"};
+    expect_template("hook --zone={zone} _acme-challenge.{domain} {zone}{zone} [{challenge}]", want,
+                    5);
+    /* A template without fields is a plain command. */
+    static const char *const plain[] = {"/bin/true", "a"};
+    expect_template("/bin/true a", plain, 2);
+}
+
+static void test_template_literal_braces(void **state)
+{
+    (void)state;
+    static const char *const want[] = {"{x}", "{example.test}", "}{", "a{b}c", "{{"};
+    expect_template("{{x}} {{{zone}}} }}{{ a{{b}}c {{{{", want, 5);
+}
+
+static void test_template_errors(void **state)
+{
+    (void)state;
+    expect_template_error("hook {bogus}", "{bogus}");
+    expect_template_error("hook --name={domian}", "{domian}");
+    /* Field names match whole, not by prefix. */
+    expect_template_error("hook {zon}", "{zon}");
+    expect_template_error("hook {zones}", "{zones}");
+    expect_template_error("hook {}", "unknown field {}");
+    expect_template_error("hook {zone", "unterminated");
+    expect_template_error("hook {", "unterminated");
+    expect_template_error("hook {{{zone", "unterminated");
+    expect_template_error("hook zone}", "'}'");
+    expect_template_error("hook }", "'}'");
+    expect_template_error("hook {zone}}", "'}'");
+    /* The template's own quoting still has to be right. */
+    expect_template_error("hook '{zone}", "unterminated quote");
+    expect_template_error("", "empty");
+    /* err may be NULL. */
+    char **argv = NULL;
+    assert_int_equal(ks_template_argv("{nope}", tmpl_fields, 4, &argv, NULL), -1);
+}
+
+static void test_template_quotes_group_words(void **state)
+{
+    (void)state;
+    /* Quotes are removed before the fields are replaced: a quoted field is
+     * replaced too, and the quotes only group words. */
+    static const char *const want[] = {"hook", EVIL " and example.test", "x example.test",
+                                       "{zone}-literal? no: example.test", "a b"};
+    expect_template("hook '{domain} and {zone}' \"x {zone}\" "
+                    "'{{zone}}-literal? no: {zone}' a\\ b",
+                    want, 5);
+    /* Quotes inside a value are data, not quoting. */
+    static const ks_hook_var q[] = {{"v", "'a b' \"c\""}};
+    char **argv = NULL;
+    ks_err err = {{0}};
+    assert_int_equal(ks_template_argv("cmd {v}", q, 1, &argv, &err), 0);
+    assert_string_equal(argv[1], "'a b' \"c\"");
+    assert_null(argv[2]);
+    ks_words_free(argv);
+}
+
+/* ---- ks_hook_run_template ------------------------------------------------ */
+
+static char *read_file_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("%s: %s", path, strerror(errno));
+    char *buf = calloc(1, 4096);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 4095, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_hook_run_template(void **state)
+{
+    (void)state;
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(tmpdir), 0);
+    char *record = path_in_tmp("template-args.txt");
+    char *body = ks_strdup_printf("{ printf '%%s\\n' \"$#\"\n"
+                                  "  for a in \"$@\"; do printf '[%%s]\\n' \"$a\"; done\n"
+                                  "  printf 'env:[%%s][%%s][%%s]\\n' \"$KEYSVC_DOMAIN\" "
+                                  "\"$KEYSVC_ZONE\" \"$KEYSVC_CHALLENGE\"\n"
+                                  "} > '%s'\n"
+                                  "echo done",
+                                  record);
+    assert_non_null(body);
+    char *script = write_script("template.sh", body);
+    char *tmpl = ks_strdup_printf("%s {domain} --zone={zone} '{challenge} x'", script);
+    assert_non_null(tmpl);
+    char *out = NULL;
+    ks_err err = {{0}};
+    if (ks_hook_run_template("set_dns_challenge hook", tmpl, tmpl_fields, 4, 10, &out, &err) != 0)
+        fail_msg("ks_hook_run_template: %s", err.msg);
+    assert_string_equal(out, "done\n");
+    free(out);
+    char *got = read_file_text(record);
+    assert_string_equal(got, "3\n"
+                             "[" EVIL "]\n"
+                             "[--zone=example.test]\n"
+                             "[abc-123_XYZ x]\n"
+                             "env:[" EVIL "][example.test][abc-123_XYZ]\n");
+    free(got);
+    /* Nothing in the value ran. */
+    if (access("x", F_OK) == 0)
+        fail_msg("x was created: the value went through a shell");
+    if (access("quoted", F_OK) == 0)
+        fail_msg("\"quoted\" was created");
+    assert_int_equal(chdir(cwd), 0);
+
+    /* A template that does not expand runs nothing: an error naming the hook
+     * and the field, no output. */
+    assert_int_equal(unlink(record), 0);
+    char *bad = ks_strdup_printf("%s {challenge_key}", script);
+    assert_non_null(bad);
+    out = (char *)0x1;
+    ks_err_clear(&err);
+    assert_int_equal(ks_hook_run_template("dns hook", bad, tmpl_fields, 4, 10, &out, &err), -1);
+    assert_null(out);
+    expect_err_has(&err, "dns hook");
+    expect_err_has(&err, "{challenge_key}");
+    assert_int_equal(access(record, F_OK), -1);
+    /* Its exit status is reported as ks_hook_run reports it. */
+    ks_err_clear(&err);
+    assert_int_equal(
+        ks_hook_run_template("false hook", "false {zone}", tmpl_fields, 4, 10, NULL, &err), -1);
+    expect_err_has(&err, "false hook");
+    expect_err_has(&err, "status 1");
+    /* More fields than the environment has room for. */
+    ks_hook_var many[KS_HOOK_MAX_FIELDS + 1];
+    for (size_t i = 0; i < KS_HOOK_MAX_FIELDS + 1; i++)
+        many[i] = (ks_hook_var){"f", "v"};
+    ks_err_clear(&err);
+    assert_int_equal(
+        ks_hook_run_template("big hook", "true", many, KS_HOOK_MAX_FIELDS + 1, 10, NULL, &err), -1);
+    expect_err_has(&err, "too many fields");
+    free(bad);
+    free(tmpl);
+    free(script);
+    free(body);
+    free(record);
+}
+
+/* The KEYSVC_<FIELD> variables replace same-named ones of keysvc's own. */
+static void test_hook_run_template_env_override(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("KEYSVC_ZONE", "stale.test", 1), 0);
+    char *script = write_script("tenv.sh", "printf '%s|%s' \"$KEYSVC_ZONE\" \"$KEYSVC_EMPTY\"\n"
+                                           "env | grep -c '^KEYSVC_ZONE=' | tr -d '\\n'");
+    char *out = NULL;
+    ks_err err = {{0}};
+    if (ks_hook_run_template("env hook", script, tmpl_fields, 4, 10, &out, &err) != 0)
+        fail_msg("ks_hook_run_template: %s", err.msg);
+    assert_string_equal(out, "example.test|1");
+    free(out);
+    assert_string_equal(getenv("KEYSVC_ZONE"), "stale.test");
+    unsetenv("KEYSVC_ZONE");
+    free(script);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +813,13 @@ int main(void)
         cmocka_unit_test(test_hook_missing_program),
         cmocka_unit_test(test_hook_stdin_is_dev_null),
         cmocka_unit_test(test_hook_no_inherited_fds),
+        cmocka_unit_test(test_template_value_is_one_word),
+        cmocka_unit_test(test_template_field_inside_word),
+        cmocka_unit_test(test_template_literal_braces),
+        cmocka_unit_test(test_template_errors),
+        cmocka_unit_test(test_template_quotes_group_words),
+        cmocka_unit_test(test_hook_run_template),
+        cmocka_unit_test(test_hook_run_template_env_override),
     };
     return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
 }
