@@ -390,6 +390,8 @@ static int by_zone_then_name(const void *a, const void *b)
 
 int ks_dns01_publish(ks_dns01 *s, ks_err *err)
 {
+    if (s == NULL)
+        return ks_fail(err, "out of memory");
     for (size_t i = 0; i < s->n; i++)
         if (locate(s, &s->r[i], err) < 0)
             return -1;
@@ -510,6 +512,8 @@ static zone_servers *zones_to_check(const ks_dns01 *s, size_t *n, ks_err *err)
 
 int ks_dns01_wait_visible(ks_dns01 *s, ks_err *err)
 {
+    if (s->n == 0)
+        return 0;
     size_t n_zones = 0;
     zone_servers *zs = zones_to_check(s, &n_zones, err);
     if (zs == NULL)
