@@ -796,14 +796,6 @@ void ks_config_free(ks_config *cfg)
     free(cfg);
 }
 
-const char *ks_config_webroot(const ks_config *cfg, const char *fqdn)
-{
-    for (size_t i = 0; i < cfg->n_http_challenges; i++)
-        if (strcmp(cfg->http_challenges[i].fqdn, fqdn) == 0)
-            return cfg->http_challenges[i].directory;
-    return NULL;
-}
-
 /* Appends src to the PATH_MAX buffer out. */
 static int append_str(char *out, size_t *used, const char *src)
 {

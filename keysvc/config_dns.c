@@ -331,6 +331,12 @@ static int http_entry(const ks_config *cfg, const char *fqdn, const char **dir)
     return 0;
 }
 
+const char *ks_config_webroot(const ks_config *cfg, const char *fqdn)
+{
+    const char *dir = NULL;
+    return http_entry(cfg, fqdn, &dir) ? dir : NULL;
+}
+
 ks_challenge_kind ks_config_challenge(const ks_config *cfg, const char *name)
 {
     ks_challenge_kind dns = ks_config_has_dns(cfg) ? KS_CHALLENGE_DNS01 : KS_CHALLENGE_NONE;

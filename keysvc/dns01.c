@@ -130,8 +130,8 @@ static int locate(ks_dns01 *s, record *r, ks_err *err)
 
 /* ------------------------------------------------------------ hooks */
 
-/* acmebot's dns hooks; a failing notification is a warning, as in acmebot,
- * but a hook that is the publisher must succeed. */
+/* acmebot's set/clear_dns_challenge hooks; a failing notification is a
+ * warning, as in acmebot, but a hook that is the publisher must succeed. */
 static int run_acmebot_hook(const ks_dns01 *s, ks_hook_id id, const record *r,
                             const char *zone, ks_err *err)
 {
@@ -144,8 +144,7 @@ static int run_acmebot_hook(const ks_dns01 *s, ks_hook_id id, const record *r,
                             {"challenge", r ? r->value : ""}};
     snprintf(what, sizeof(what), "%s hook for %s", ks_hook_name(id), r ? r->name : zone);
     char *out = NULL;
-    int rc = ks_hook_run_template(what, tmpl, fields, id == KS_HOOK_DNS_ZONE_UPDATE ? 0 : 3,
-                                  s->cfg->hook_timeout, &out, err);
+    int rc = ks_hook_run_template(what, tmpl, fields, 3, s->cfg->hook_timeout, &out, err);
     if (out != NULL && out[0] != '\0')
         ks_info("%s: %s", what, out);
     free(out);
@@ -235,16 +234,11 @@ static int rfc2136(const ks_dns01 *s, const record *r, int add, ks_err *err)
  * challenge with {name} = the zone, '*' made '_'.  Caller frees. */
 static char *challenge_file_new(const ks_config *cfg, const char *zone)
 {
-    char *name = ks_strdup_printf("%s", cfg->fn_challenge);
-    char *expanded = NULL;
-    if (name != NULL) {
-        ks_hook_var fields[] = {{"name", zone}};
-        char **words = NULL;
-        if (ks_template_argv(name, fields, 1, &words, NULL) == 0 && words[0] != NULL)
-            expanded = ks_strdup_printf("%s/%s", cfg->dir_challenge, words[0]);
-        ks_words_free(words);
-    }
-    free(name);
+    ks_hook_var fields[] = {{"name", zone}};
+    char **words = NULL, *expanded = NULL;
+    if (ks_template_argv(cfg->fn_challenge, fields, 1, &words, NULL) == 0 && words[0] != NULL)
+        expanded = ks_strdup_printf("%s/%s", cfg->dir_challenge, words[0]);
+    ks_words_free(words);
     for (char *c = expanded ? strrchr(expanded, '/') : NULL; c && *c; c++)
         if (*c == '*')
             *c = '_';
@@ -451,10 +445,10 @@ typedef struct zone_servers {
     size_t n;
 } zone_servers;
 
-/* One round over every record and server; 1 when all are visible, 0 with
- * `pending` describing the first one missing, -1 on error. */
+/* One round over every record and server; 1 when all are visible, else 0
+ * with `pending` describing the first one missing or unreachable. */
 static int check_round(const ks_dns01 *s, const zone_servers *zs, size_t n_zones, char *pending,
-                       size_t size, ks_err *err)
+                       size_t size)
 {
     for (size_t z = 0; z < n_zones; z++)
         for (size_t i = 0; i < s->n; i++) {
@@ -478,7 +472,6 @@ static int check_round(const ks_dns01 *s, const zone_servers *zs, size_t n_zones
                 return 0;
             }
         }
-    (void)err;
     return 1;
 }
 
@@ -521,7 +514,7 @@ int ks_dns01_wait_visible(ks_dns01 *s, ks_err *err)
     char pending[600] = "";
     int attempts = s->cfg->max_dns_lookup_attempts, rc = 0;
     for (int attempt = 1; n_zones > 0; attempt++) {
-        rc = check_round(s, zs, n_zones, pending, sizeof(pending), err);
+        rc = check_round(s, zs, n_zones, pending, sizeof(pending));
         if (rc != 0)
             break;
         if (attempt >= attempts) {

@@ -38,15 +38,7 @@ config_merge keysvc.json "{\"directories\": {\"certificate\": \"out/certs\", \"c
         \"delegated.test\": \"acme-sha256.key\",
         \"lag.test\": \"acme-sha256.key\",
         \"noupdate.test\": \"acme-sha256.key\"}}"
-config_replace() { # section json: replaces a whole top-level section
-    /usr/bin/python3 - "$WORK/keysvc.json" "$1" "$2" <<'PY'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-cfg[sys.argv[2]] = json.loads(sys.argv[3])
-json.dump(cfg, open(sys.argv[1], "w"), indent=2)
-PY
-}
-set_certs() { config_replace certificates "$1"; }
+set_certs() { config_replace keysvc.json certificates "$1"; }
 # ------------------------------------------------ base name and wildcard
 set_certs '{"example.test": {"alt_names": {"example.test": ["@", "*"]}, "key_types": ["ecdsa"]}}'
 run_keysvc run --debug --config keysvc.json > /dev/null
@@ -162,7 +154,7 @@ assert_contains run.out "n.nowhere.invalid: _acme-challenge.n.nowhere.invalid: n
     "naming the name"
 
 # A zone without a key, with no local updates and no hook.
-config_replace zone_update_keys '{"example.test": "acme-sha256.key"}'
+config_replace keysvc.json zone_update_keys '{"example.test": "acme-sha256.key"}'
 set_certs '{"u.other.test": {"key_types": ["ecdsa"]}}'
 run_keysvc run --config keysvc.json > /dev/null
 assert_eq 2 "$RUN_RC" "a zone with no update method fails"

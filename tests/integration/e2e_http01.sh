@@ -70,20 +70,12 @@ write_config keysvc.json '{}' '{}' "\"dns_resolvers\": [\"$DNS_PRIMARY\"], \"dns
 config_merge keysvc.json "{\"directories\": {\"certificate\": \"out/certs\", \"chain\": \"out/certs\",
         \"private_key\": \"out/private\", \"state\": \"state\", \"update_key\": \"$DNS_KEY_DIR\"},
     \"zone_update_keys\": {\"example.test\": \"acme-sha256.key\", \"other.test\": \"acme-sha512.key\"}}"
-replace() { # section json
-    /usr/bin/python3 - "$WORK/keysvc.json" "$1" "$2" <<'PY'
-import json, sys
-cfg = json.load(open(sys.argv[1]))
-cfg[sys.argv[2]] = json.loads(sys.argv[3])
-json.dump(cfg, open(sys.argv[1], "w"), indent=2)
-PY
-}
 
 # ------------------------------------------------ webroot (http_challenges)
 mkdir -p www/.well-known/acme-challenge
 start_plain "$WORK/www"
-replace certificates '{"web.example.test": {"key_types": ["ecdsa"]}}'
-replace http_challenges "{\"web.example.test\": \"$WORK/www/.well-known/acme-challenge\"}"
+config_replace keysvc.json certificates '{"web.example.test": {"key_types": ["ecdsa"]}}'
+config_replace keysvc.json http_challenges "{\"web.example.test\": \"$WORK/www/.well-known/acme-challenge\"}"
 run_keysvc run --debug --config keysvc.json > /dev/null
 assert_eq 0 "$RUN_RC" "http-01 through a webroot served by the test's server"
 assert_contains run.out "web.example.test: asking the CA to validate (http-01)" "by http-01"
@@ -97,11 +89,11 @@ echo "\$# \$1 \$2 \$3 \$(test -f "\$3" && echo present || echo absent)" >> $WORK
 EOF
 chmod 755 http-hook.sh
 start_vhosts
-replace http_challenges '{}'
+config_replace keysvc.json http_challenges '{}'
 config_merge keysvc.json "{\"directories\": {\"http_challenge\": \"vhosts/{zone}/{host}/.well-known/acme-challenge\"},
     \"hooks\": {\"set_http_challenge\": \"$WORK/http-hook.sh set {domain} {challenge_file}\",
                 \"clear_http_challenge\": \"$WORK/http-hook.sh clear {domain} {challenge_file}\"}}"
-replace certificates '{"site": {"common_name": "other.test",
+config_replace keysvc.json certificates '{"site": {"common_name": "other.test",
     "alt_names": {"other.test": ["@", "www", "a.b"]}, "key_types": ["ecdsa"]}}'
 run_keysvc run --debug --config keysvc.json > /dev/null
 assert_eq 0 "$RUN_RC" "http-01 in directories.http_challenge, expanded per name"
@@ -119,10 +111,10 @@ pass "the hooks got {domain} and {challenge_file} as separate arguments"
 stop_server
 
 # ------------------------------------------------ the built-in responder
-replace hooks '{}'
+config_replace keysvc.json hooks '{}'
 config_merge keysvc.json "{\"directories\": {\"http_challenge\": null},
     \"settings\": {\"http_responder\": \"127.0.0.1:$HTTP_PORT\"}}"
-replace certificates '{"resp.example.test": {"key_types": ["ecdsa"]}}'
+config_replace keysvc.json certificates '{"resp.example.test": {"key_types": ["ecdsa"]}}'
 run_keysvc run --debug --config keysvc.json > /dev/null
 assert_eq 0 "$RUN_RC" "http-01 through the built-in responder"
 assert_contains run.out "http-01: answering for 1 name(s) on 127.0.0.1 port $HTTP_PORT" "the responder ran"
@@ -134,8 +126,8 @@ pass "nothing listens on the port after the run"
 # ------------------------------------------------ mixed in one certificate
 # m1 by the responder, m2 forced to dns-01 by a null http_challenges entry,
 # the wildcard by dns-01.
-replace http_challenges '{"m2.example.test": null}'
-replace certificates '{"mix": {"common_name": "m1.example.test",
+config_replace keysvc.json http_challenges '{"m2.example.test": null}'
+config_replace keysvc.json certificates '{"mix": {"common_name": "m1.example.test",
     "alt_names": {"example.test": ["m1", "m2"], "other.test": ["*"]}, "key_types": ["ecdsa"]}}'
 run_keysvc run --debug --config keysvc.json > /dev/null
 assert_eq 0 "$RUN_RC" "dns-01 and http-01 in one certificate"
@@ -147,8 +139,8 @@ assert_eq "" "$(dig +short +norecurse -p "$DNS_PORT" @127.0.0.1 TXT _acme-challe
 
 # ------------------------------------------------ a webroot that cannot be written
 printf 'not a directory' > plainfile
-replace http_challenges "{\"bad.example.test\": \"$WORK/plainfile/acme\"}"
-replace certificates '{"bad.example.test": {"key_types": ["ecdsa"]}}'
+config_replace keysvc.json http_challenges "{\"bad.example.test\": \"$WORK/plainfile/acme\"}"
+config_replace keysvc.json certificates '{"bad.example.test": {"key_types": ["ecdsa"]}}'
 run_keysvc run --config keysvc.json > /dev/null
 assert_eq 2 "$RUN_RC" "a webroot that cannot be written"
 assert_contains run.out "http_challenges[\"bad.example.test\"]: http-01 webroot $WORK/plainfile/acme" \

@@ -177,6 +177,20 @@ with open(path, "w") as f:
 PY
 }
 
+# Replaces a whole top-level section of a configuration written by
+# write_config (config_merge merges objects instead).
+config_replace() { # file section json
+    /usr/bin/python3 - "$WORK/$1" "$2" "$3" <<'PY'
+import json, sys
+path, section, value = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+with open(path) as f:
+    cfg = json.load(f)
+cfg[section] = value
+with open(path, "w") as f:
+    json.dump(cfg, f, indent=2)
+PY
+}
+
 # pebble's status for a certificate serial (hex), from its management port:
 # "Valid" or "Revoked".
 pebble_cert_status() { # serial-hex
