@@ -158,8 +158,7 @@ static int register_account(ks_run *run, store_account *acct, ks_err *err)
     const char *url = acme_client_account_url(run->acme);
     if (store_account_set_url(run->db, acct->id, url, email, err) < 0)
         return -1;
-    if (!run->opts->quiet)
-        printf("%s ACME account %s\n", created ? "registered" : "found existing", url);
+    ks_log_action("%s ACME account %s", created ? "registered" : "found existing", url);
     run->changed = 1;
     return 0;
 }

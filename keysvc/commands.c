@@ -9,6 +9,7 @@
  *   revoke NAME...       revokeCert, signed by the account or the certificate key
  */
 #include "chain.h"
+#include "install.h"
 #include "keys.h"
 #include "ks_log.h"
 #include "ks_testhook.h"
@@ -185,9 +186,8 @@ static int retire_compromised_key(ks_run *run, const ks_cert_config *cert, ks_ke
         return ks_failp(err, "revoked for key compromise, but rolling key %s over failed: run "
                              "keysvc run --rollover %s before anything else",
                         k->name, k->name);
-    if (!run->opts->quiet)
-        printf("rolled over %s (%s): the compromised key signs nothing more\n", k->name,
-               ks_key_type_name(type));
+    ks_log_action("rolled over %s (%s): the compromised key signs nothing more", k->name,
+                  ks_key_type_name(type));
     return 0;
 }
 
@@ -210,9 +210,9 @@ static int revoke_one(ks_run *run, const ks_cert_config *cert, ks_key_type type,
         rc = -1;
         goto out;
     }
-    if (!run->opts->quiet)
-        printf("revoked %s (%s): serial %s%s; the next run issues a replacement\n", cert->name,
-               ks_key_type_name(type), have.serial, rc == 1 ? " (the CA had revoked it already)" : "");
+    ks_log_action("revoked %s (%s): serial %s%s; the next run issues a replacement", cert->name,
+                  ks_key_type_name(type), have.serial,
+                  rc == 1 ? " (the CA had revoked it already)" : "");
     run->changed = 1;
     rc = run->opts->revoke_reason == KS_REASON_KEY_COMPROMISE ? retire_compromised_key(run, cert, type, err)
                                                              : 0;
@@ -234,6 +234,68 @@ static int revoke_selected(ks_run *run)
                 failures++;
             }
         }
+    }
+    return failures;
+}
+
+/* run --revoke: whether the names select private key `ki` (by its name or
+ * one of its certificates'), in this tenant. */
+static int key_selected_for_revoke(const ks_run *run, size_t ki)
+{
+    const ks_key_config *k = &run->cfg->keys[ki];
+    if (strcmp(run->cfg->tenants[k->tenant].name, run->tenant) != 0)
+        return 0;
+    for (size_t i = 0; i < run->opts->n_names; i++) {
+        if (strcmp(run->opts->names[i], k->name) == 0)
+            return 1;
+        for (size_t c = 0; c < run->cfg->n_certs; c++)
+            if (run->cfg->certs[c].key == ki && strcmp(run->opts->names[i],
+                                                       run->cfg->certs[c].name) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* Every current certificate of the key, in every type (none is fine). */
+static int revoke_key_certificates(ks_run *run, size_t ki, ks_err *err)
+{
+    for (size_t c = 0; c < run->cfg->n_certs; c++) {
+        const ks_cert_config *cert = &run->cfg->certs[c];
+        for (size_t t = 0; cert->key == ki && t < cert->n_key_types; t++) {
+            store_cert have = {0};
+            int found = store_cert_find_current(run->db, run->tenant, cert->name,
+                                                ks_key_type_name(cert->key_types[t]), &have,
+                                                err);
+            store_cert_clear(&have);
+            if (found < 0 || (found == 1 && revoke_one(run, cert, cert->key_types[t], err) < 0))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* acmebot's --revoke: the certificates of the named keys are revoked and
+ * their files archived; the keys are marked, and the next run rolls them
+ * over (their backups become the primaries) and issues new certificates. */
+static int revoke_keys_selected(ks_run *run)
+{
+    int failures = 0;
+    for (size_t ki = 0; ki < run->cfg->n_keys; ki++) {
+        const ks_key_config *k = &run->cfg->keys[ki];
+        ks_err err = {0};
+        int marked = 0;
+        if (!key_selected_for_revoke(run, ki))
+            continue;
+        if (revoke_key_certificates(run, ki, &err) < 0 ||
+            store_key_request_rollover(run->db, run->tenant, k->name, &marked, &err) < 0 ||
+            ks_install_archive_certificates(run, ki, &err) < 0) {
+            ks_error("%s", err.msg);
+            failures++;
+            continue;
+        }
+        run->changed = 1;
+        if (marked > 0)
+            ks_log_action("private key %s: the next run rolls it over", k->name);
     }
     return failures;
 }
@@ -279,6 +341,8 @@ int ks_tenant_command(ks_run *run)
             break;
         case KS_ACTION_REVOKE:
             return revoke_selected(run);
+        case KS_ACTION_REVOKE_KEYS:
+            return revoke_keys_selected(run);
         case KS_ACTION_RUN:
             break;
         }

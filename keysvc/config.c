@@ -304,22 +304,22 @@ static const char *const settings_keys[] = {
     "acme_directory_url", "acme_ca_file", "acme_max_retry_wait", "key_size", "key_curve",
     "key_types", "renewal_days", "max_domains_per_order", "preferred_chain", "ari",
     "dns_resolvers", "dns_port", "max_dns_lookup_attempts", "dns_lookup_delay",
-    "reload_zone_command", "http_responder", "hook_timeout", NULL};
-static const char *const settings_acmebot[] = {
+    "reload_zone_command", "http_responder", "hook_timeout",
+    /* acmebot's, read by config_acmebot.c */
     "follower_mode", "slave_mode", "log_level", "color_output", "key_cipher", "key_passphrase",
     "key_provided", "dhparam_size", "ecparam_curve", "file_user", "file_group", "log_user",
     "log_group", "warning_exit_code", "hpkp_days", "pin_subdomains", "hpkp_report_uri",
     "ocsp_must_staple", "ocsp_responder_urls", "ct_submit_logs", "expiration_days",
     "auto_rollover", "max_authorization_attempts", "authorization_delay", "cert_poll_time",
     "max_ocsp_verify_attempts", "ocsp_verify_retry_delay", "min_run_delay", "max_run_delay",
-    "acme_directory_verify_ssl", "nsupdate_command",
-    "public_suffix_list_url", "verify", "services", NULL};
+    "acme_directory_verify_ssl", "nsupdate_command", "public_suffix_list_url", "verify",
+    "services", NULL};
 
 static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
 {
     if (expect_object(p, s, "settings") < 0)
         return -1;
-    check_keys(p, s, "settings", settings_keys, settings_acmebot);
+    check_keys(p, s, "settings", settings_keys, NULL);
     long renewal = cfg->renewal_days, retry_wait = cfg->acme_max_retry_wait;
     long max_domains = cfg->max_domains_per_order;
     if (opt_string(p, s, "settings", "acme_directory_url", 0, &cfg->acme_directory_url) < 0 ||
@@ -330,7 +330,8 @@ static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
         opt_int(p, s, "settings", "acme_max_retry_wait", 0, 86400, NULL, &retry_wait) < 0 ||
         opt_int(p, s, "settings", "max_domains_per_order", 1, 1000, NULL, &max_domains) < 0 ||
         opt_string(p, s, "settings", "preferred_chain", 1, &cfg->preferred_chain) < 0 ||
-        opt_bool(p, s, "settings", "ari", &cfg->ari) < 0 || parse_dns_settings(p, cfg, s) < 0)
+        opt_bool(p, s, "settings", "ari", &cfg->ari) < 0 || parse_dns_settings(p, cfg, s) < 0 ||
+        parse_acmebot_settings(p, cfg, s) < 0)
         return -1;
     cfg->max_domains_per_order = (int)max_domains;
     cfg->renewal_days = (int)renewal;
@@ -346,17 +347,16 @@ static int parse_settings(cfgp *p, ks_config *cfg, json_object *s)
 
 static const char *const directories_keys[] = {
     "certificate", "chain", "private_key", "state", "previous_key", "update_key", "challenge",
-    "http_challenge", NULL};
-static const char *const directories_acmebot[] = {
-    "pid",  "log",  "resource", "backup_key", "full_key",   "full_certificate",
-    "param", "hpkp", "ocsp", "sct", "archive",
-    "temp", NULL};
+    "http_challenge",
+    /* acmebot's, read by config_acmebot.c */
+    "pid", "log", "resource", "backup_key", "full_key", "full_certificate", "param", "hpkp",
+    "ocsp", "sct", "archive", "temp", NULL};
 
 static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
 {
     if (expect_object(p, d, "directories") < 0)
         return -1;
-    check_keys(p, d, "directories", directories_keys, directories_acmebot);
+    check_keys(p, d, "directories", directories_keys, NULL);
     if (opt_string(p, d, "directories", "certificate", 1, &cfg->dir_certificate) < 0 ||
         opt_string(p, d, "directories", "chain", 1, &cfg->dir_chain) < 0 ||
         opt_string(p, d, "directories", "private_key", 1, &cfg->dir_private_key) < 0 ||
@@ -364,7 +364,8 @@ static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
         opt_string(p, d, "directories", "previous_key", 1, &cfg->dir_previous_key) < 0 ||
         opt_string(p, d, "directories", "update_key", 0, &cfg->dir_update_key) < 0 ||
         opt_string(p, d, "directories", "challenge", 0, &cfg->dir_challenge) < 0 ||
-        opt_string(p, d, "directories", "http_challenge", 1, &cfg->http_challenge_template) < 0)
+        opt_string(p, d, "directories", "http_challenge", 1, &cfg->http_challenge_template) < 0 ||
+        parse_acmebot_directories(p, cfg, d) < 0)
         return -1;
     return resolve_dir(p, &cfg->dir_update_key) < 0 || resolve_dir(p, &cfg->dir_challenge) < 0 ||
                    resolve_dir(p, &cfg->http_challenge_template) < 0
@@ -372,23 +373,23 @@ static int parse_directories(cfgp *p, ks_config *cfg, json_object *d)
                : 0;
 }
 
-static const char *const file_names_keys[] = {"certificate", "chain", "private_key", "challenge",
-                                              NULL};
-static const char *const file_names_acmebot[] = {
-    "log",  "backup_key", "previous_key", "full_key", "full_certificate", "param",
-    "hpkp", "ocsp", "sct", NULL};
+static const char *const file_names_keys[] = {
+    "certificate", "chain", "private_key", "challenge",
+    /* acmebot's, read by config_acmebot.c */
+    "log", "backup_key", "previous_key", "full_key", "full_certificate", "param", "hpkp", "ocsp",
+    "sct", NULL};
 
 static int parse_file_names(cfgp *p, ks_config *cfg, json_object *f)
 {
     if (expect_object(p, f, "file_names") < 0)
         return -1;
-    check_keys(p, f, "file_names", file_names_keys, file_names_acmebot);
+    check_keys(p, f, "file_names", file_names_keys, NULL);
     if (opt_string(p, f, "file_names", "certificate", 0, &cfg->fn_certificate) < 0 ||
         opt_string(p, f, "file_names", "chain", 0, &cfg->fn_chain) < 0 ||
         opt_string(p, f, "file_names", "private_key", 0, &cfg->fn_private_key) < 0 ||
         opt_string(p, f, "file_names", "challenge", 0, &cfg->fn_challenge) < 0)
         return -1;
-    return 0;
+    return parse_acmebot_file_names(p, cfg, f);
 }
 
 static int parse_suffixes(cfgp *p, ks_config *cfg, json_object *s)
@@ -539,6 +540,8 @@ static int set_defaults(ks_config *cfg)
     cfg->suffix[KS_KEY_RSA] = strdup(".rsa");
     cfg->suffix[KS_KEY_ECDSA] = strdup(".ecdsa");
     cfg->hsm_module = strdup(HSM_DEFAULT_MODULE);
+    if (set_acmebot_defaults(cfg) < 0)
+        return -1;
     return cfg->acme_directory_url && cfg->dir_certificate && cfg->dir_chain &&
                    cfg->dir_private_key && cfg->dir_state && cfg->fn_certificate &&
                    cfg->fn_chain && cfg->fn_private_key && cfg->suffix[0] && cfg->suffix[1] &&
@@ -547,13 +550,14 @@ static int set_defaults(ks_config *cfg)
                : -1;
 }
 
+/* acmebot's sections and keysvc's own.  acmebot has no top-level "verify"
+ * or "tlsa_records": they belong to settings and certificates. */
 static const char *const top_keys[] = {
-    "account",         "settings", "directories", "file_names", "key_type_suffixes",
-    "certificates",    "private_keys", "http_challenges", "hsm", "database",
-    "tenants",         "signer",   "tls_alpn_challenges", "dns_hooks",
-    "zone_update_keys", "hooks", NULL};
-static const char *const top_acmebot[] = {"services", "authorizations", "hpkp_headers",
-                                          "ct_logs",  "verify",         "tlsa_records", NULL};
+    "account",          "settings", "directories", "file_names", "key_type_suffixes",
+    "certificates",     "private_keys", "http_challenges", "hsm", "database",
+    "tenants",          "signer",   "tls_alpn_challenges", "dns_hooks",
+    "zone_update_keys", "hooks",    "services",    "authorizations", "hpkp_headers",
+    "ct_logs",          NULL};
 
 /* One output file a configuration implies, for the collision check. */
 typedef struct output_file {
@@ -634,7 +638,7 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
 {
     if (!json_object_is_type(root, json_type_object))
         return cfail(p, "", "expected a JSON object, got %s", type_name(root));
-    check_keys(p, root, "", top_keys, top_acmebot);
+    check_keys(p, root, "", top_keys, NULL);
     json_object *v = NULL, *certs = NULL, *private_keys = NULL;
     if ((json_object_object_get_ex(root, "settings", &v) && parse_settings(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "account", &v) && parse_account(p, cfg, v) < 0) ||
@@ -651,7 +655,7 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
         (json_object_object_get_ex(root, "zone_update_keys", &v) &&
          parse_zone_update_keys(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "hooks", &v) && parse_hooks(p, cfg, v) < 0) ||
-        check_http_template(p, cfg) < 0 ||
+        check_http_template(p, cfg) < 0 || parse_acmebot_sections(p, cfg, root) < 0 ||
         (json_object_object_get_ex(root, "database", &v) && parse_database(p, cfg, v) < 0) ||
         (json_object_object_get_ex(root, "signer", &v) && parse_signer(p, cfg, v) < 0))
         return -1;
@@ -665,12 +669,16 @@ static int parse_root(cfgp *p, ks_config *cfg, json_object *root)
                                      "\"token_serial\"), or configure \"tenants\"");
     json_object_object_get_ex(root, "certificates", &certs);
     json_object_object_get_ex(root, "private_keys", &private_keys);
-    if (parse_keys_and_certificates(p, cfg, certs, private_keys) < 0)
+    if (parse_keys_and_certificates(p, cfg, certs, private_keys) < 0 ||
+        (json_object_object_get_ex(root, "authorizations", &v) &&
+         parse_authorizations(p, cfg, v) < 0))
         return -1;
     if (resolve_dir(p, &cfg->dir_certificate) < 0 || resolve_dir(p, &cfg->dir_chain) < 0 ||
-        resolve_dir(p, &cfg->dir_private_key) < 0 || resolve_dir(p, &cfg->dir_state) < 0)
+        resolve_dir(p, &cfg->dir_private_key) < 0 || resolve_dir(p, &cfg->dir_state) < 0 ||
+        check_output_collisions(p, cfg) < 0)
         return -1;
-    return check_output_collisions(p, cfg);
+    warn_full_key(p, cfg);
+    return 0;
 }
 
 /* Line and column of a byte offset, for syntax errors. */
@@ -793,6 +801,7 @@ void ks_config_free(ks_config *cfg)
     free_challenges(cfg);
     free_dns_config(cfg);
     free_keys_and_certificates(cfg);
+    free_acmebot_config(cfg);
     free(cfg);
 }
 

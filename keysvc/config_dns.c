@@ -296,9 +296,9 @@ int parse_hooks(cfgp *p, ks_config *cfg, json_object *obj)
             return -1;
         if ((cfg->hooks[id] = strdup(json_object_get_string(v))) == NULL)
             return ks_fail(p->err, "out of memory");
+        /* Never runs: warned about with the other full_key settings, once. */
         if (id == KS_HOOK_FULL_KEY_INSTALLED)
-            ks_warn("%s: %s: never runs: keysvc writes no full key file (the private key "
-                    "stays in the token)", p->file, path);
+            p->full_key_set |= FULL_KEY_HOOK;
     }
     return 0;
 }

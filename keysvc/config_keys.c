@@ -51,7 +51,7 @@ char *lowercase_dup(const char *s)
 
 /* Tenant, key and certificate names become labels, file names and lock
  * names. */
-static int valid_name(const char *name)
+int valid_name(const char *name)
 {
     if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
         strlen(name) > 200)
@@ -127,46 +127,54 @@ int ks_config_tenant_index(const ks_config *cfg, const char *name)
 
 /* ----------------------------------------------------------- alt_names */
 
-/* Adds fqdn (taken over) with the alt_names zone it was listed under. */
+/* Appends fqdn (taken over) and, when zones is not NULL, a copy of zone. */
+static int add_zone_name(cfgp *p, char *fqdn, const char *zone, const char *path, char ***names,
+                         char ***zones, size_t *n)
+{
+    char *zone_copy = NULL;
+    if (fqdn == NULL)
+        return ks_fail(p->err, "out of memory");
+    int rc = -1;
+    if (!valid_fqdn(fqdn)) {
+        cfail(p, path, "\"%s\" is not a valid DNS name", fqdn);
+        goto out;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*names)[i], fqdn) == 0) {
+            cfail(p, path, "\"%s\" is listed twice", fqdn);
+            goto out;
+        }
+    }
+    rc = ks_fail(p->err, "out of memory");
+    if (zones != NULL) {
+        char **grown_zones = realloc(*zones, (*n + 1) * sizeof(*grown_zones));
+        if (grown_zones == NULL || (zone_copy = lowercase_dup(zone)) == NULL) {
+            if (grown_zones != NULL)
+                *zones = grown_zones;
+            goto out;
+        }
+        *zones = grown_zones;
+    }
+    char **grown = realloc(*names, (*n + 1) * sizeof(*grown));
+    if (grown == NULL)
+        goto out;
+    *names = grown;
+    (*names)[*n] = fqdn;
+    if (zones != NULL)
+        (*zones)[*n] = zone_copy;
+    (*n)++;
+    return 0;
+out:
+    free(fqdn);
+    free(zone_copy);
+    return rc;
+}
+
+/* Adds fqdn (taken over) to a certificate with the zone it was listed under. */
 static int add_alt_name(cfgp *p, ks_cert_config *c, char *fqdn, const char *zone,
                         const char *path)
 {
-    char *zone_copy = fqdn ? lowercase_dup(zone) : NULL;
-    if (zone_copy == NULL) {
-        free(fqdn);
-        return ks_fail(p->err, "out of memory");
-    }
-    char **zones = realloc(c->alt_zones, (c->n_alt_names + 1) * sizeof(*zones));
-    if (zones == NULL) {
-        free(fqdn);
-        free(zone_copy);
-        return ks_fail(p->err, "out of memory");
-    }
-    c->alt_zones = zones;
-    c->alt_zones[c->n_alt_names] = zone_copy; /* owned once the name is added */
-    if (!valid_fqdn(fqdn)) {
-        cfail(p, path, "\"%s\" is not a valid DNS name", fqdn);
-        free(fqdn);
-        free(zone_copy);
-        return -1;
-    }
-    for (size_t i = 0; i < c->n_alt_names; i++) {
-        if (strcmp(c->alt_names[i], fqdn) == 0) {
-            cfail(p, path, "\"%s\" is listed twice", fqdn);
-            free(fqdn);
-            free(zone_copy);
-            return -1;
-        }
-    }
-    char **grown = realloc(c->alt_names, (c->n_alt_names + 1) * sizeof(*grown));
-    if (grown == NULL) {
-        free(fqdn);
-        free(zone_copy);
-        return ks_fail(p->err, "out of memory");
-    }
-    c->alt_names = grown;
-    c->alt_names[c->n_alt_names++] = fqdn;
-    return 0;
+    return add_zone_name(p, fqdn, zone, path, &c->alt_names, &c->alt_zones, &c->n_alt_names);
 }
 
 /* Without alt_names acmebot finds the zone in the Public Suffix List; keysvc
@@ -183,9 +191,9 @@ static const char *registered_domain(const char *fqdn)
     return c;
 }
 
-/* One host of an alt_names zone: "@" is the zone itself, else host.zone. */
-static int add_zone_host(cfgp *p, ks_cert_config *c, const char *zone, json_object *host,
-                         const char *path)
+/* One host of a zone: "@" is the zone itself, else host.zone. */
+static int add_zone_host(cfgp *p, const char *zone, json_object *host, const char *path,
+                         char ***names, char ***zones, size_t *n)
 {
     if (!json_object_is_type(host, json_type_string))
         return cfail(p, path, "expected a host name string, got %s", type_name(host));
@@ -193,7 +201,24 @@ static int add_zone_host(cfgp *p, ks_cert_config *c, const char *zone, json_obje
     char *fqdn = strcmp(h, "@") == 0 ? strdup(zone) : ks_strdup_printf("%s.%s", h, zone);
     char *lower = fqdn ? lowercase_dup(fqdn) : NULL;
     free(fqdn);
-    return add_alt_name(p, c, lower, zone, path);
+    return add_zone_name(p, lower, zone, path, names, zones, n);
+}
+
+int parse_zone_hosts(cfgp *p, const char *zone, json_object *hosts, const char *zpath,
+                     char ***names, char ***zones, size_t *n)
+{
+    if (json_object_is_type(hosts, json_type_string))
+        return add_zone_host(p, zone, hosts, zpath, names, zones, n);
+    if (!json_object_is_type(hosts, json_type_array))
+        return cfail(p, zpath, "expected a list of host names, got %s", type_name(hosts));
+    for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+        char hpath[600];
+        index_path(hpath, sizeof(hpath), zpath, i);
+        if (add_zone_host(p, zone, json_object_array_get_idx(hosts, i), hpath, names, zones, n) <
+            0)
+            return -1;
+    }
+    return 0;
 }
 
 /* alt_names: {zone: [hosts]} (or a single host string); zone "@" means the
@@ -207,29 +232,20 @@ static int parse_alt_names(cfgp *p, ks_cert_config *c, json_object *alt, const c
         char zpath[512];
         child_path(zpath, sizeof(zpath), path, zone);
         const char *z = strcmp(zone, "@") == 0 ? c->common_name : zone;
-        if (json_object_is_type(hosts, json_type_string)) {
-            if (add_zone_host(p, c, z, hosts, zpath) < 0)
-                return -1;
-            continue;
-        }
-        if (!json_object_is_type(hosts, json_type_array))
-            return cfail(p, zpath, "expected a list of host names, got %s", type_name(hosts));
-        for (size_t i = 0; i < json_object_array_length(hosts); i++) {
-            char hpath[600];
-            index_path(hpath, sizeof(hpath), zpath, i);
-            if (add_zone_host(p, c, z, json_object_array_get_idx(hosts, i), hpath) < 0)
-                return -1;
-        }
+        if (parse_zone_hosts(p, z, hosts, zpath, &c->alt_names, &c->alt_zones, &c->n_alt_names) <
+            0)
+            return -1;
     }
     return 0;
 }
 
 /* ---------------------------------------------------------------- keys */
 
-static const char *const key_settings[] = {"key_types", "key_size", "key_curve", "tenant", NULL};
-static const char *const key_acmebot[] = {
-    "key_cipher",      "key_passphrase", "key_provided",  "expiration_days", "auto_rollover",
-    "hpkp_days",       "pin_subdomains", "hpkp_report_uri", NULL};
+/* A key's settings, in a private_keys entry or the certificate implying it. */
+static const char *const key_settings[] = {
+    "key_types",     "key_size",       "key_curve",       "tenant",
+    "key_cipher",    "key_passphrase", "key_provided",    "expiration_days",
+    "auto_rollover", "hpkp_days",      "pin_subdomains",  "hpkp_report_uri", NULL};
 
 static int has_type(const ks_key_type *types, size_t n, ks_key_type t)
 {
@@ -250,6 +266,8 @@ static int parse_key_settings(cfgp *p, const ks_config *cfg, ks_key_config *k, j
     char kpath[600];
     k->key_size = cfg->key_size;
     k->key_curve = cfg->key_curve;
+    if (parse_key_acmebot(p, cfg, k, obj, path) < 0)
+        return -1;
     if (obj != NULL && (parse_rsa_size(p, obj, path, "key_size", &k->key_size) < 0 ||
                         parse_curve(p, obj, path, "key_curve", &k->key_curve) < 0 ||
                         opt_string(p, obj, path, "tenant", 0, &tenant) < 0))
@@ -286,10 +304,10 @@ static int parse_key_settings(cfgp *p, const ks_config *cfg, ks_key_config *k, j
 
 /* ---------------------------------------------------------- certificates */
 
-static const char *const cert_keys[] = {"common_name", "alt_names", "key_types", NULL};
-static const char *const cert_acmebot[] = {
-    "services",       "tlsa_records",        "dhparam_size",  "ecparam_curve",
-    "ocsp_must_staple", "ocsp_responder_urls", "ct_submit_logs", "verify", NULL};
+static const char *const cert_keys[] = {
+    "common_name",      "alt_names",           "key_types",      "services",
+    "tlsa_records",     "dhparam_size",        "ecparam_curve",  "ocsp_must_staple",
+    "ocsp_responder_urls", "ct_submit_logs",   "verify",         NULL};
 
 static int parse_cert_names(cfgp *p, ks_cert_config *c, json_object *obj, const char *path)
 {
@@ -346,9 +364,9 @@ static size_t append_names(const char **out, size_t n, const char *const *names)
     return n;
 }
 
-static int parse_cert(cfgp *p, ks_cert_config *c, const char *name, json_object *obj,
-                      const char *path, size_t key_index, const ks_key_config *k,
-                      const char *const *extra_keys)
+static int parse_cert(cfgp *p, const ks_config *cfg, ks_cert_config *c, const char *name,
+                      json_object *obj, const char *path, size_t key_index,
+                      const ks_key_config *k, const char *const *extra_keys)
 {
     if (!valid_name(name))
         return cfail(p, path, "certificate names may use letters, digits and ._-*+@ only");
@@ -360,17 +378,15 @@ static int parse_cert(cfgp *p, ks_cert_config *c, const char *name, json_object 
         if (expect_object(p, obj, path) < 0)
             return -1;
         /* The certificates shorthand also holds the key's settings. */
-        const char *implemented[16], *acmebot[32];
+        const char *implemented[40];
         size_t n = append_names(implemented, 0, cert_keys);
         n = append_names(implemented, n, extra_keys);
         implemented[n] = NULL;
-        size_t m = append_names(acmebot, 0, cert_acmebot);
-        m = append_names(acmebot, m, extra_keys ? key_acmebot : NULL);
-        acmebot[m] = NULL;
-        check_keys(p, obj, path, implemented, acmebot);
+        check_keys(p, obj, path, implemented, NULL);
     }
-    return parse_cert_names(p, c, obj, path) < 0 ? -1
-                                                 : parse_cert_key_types(p, c, k, obj, path);
+    return parse_cert_names(p, c, obj, path) < 0 || parse_cert_key_types(p, c, k, obj, path) < 0
+               ? -1
+               : parse_cert_acmebot(p, cfg, c, obj, path);
 }
 
 static int name_taken(const ks_config *cfg, const char *name, int keys)
@@ -398,11 +414,9 @@ static int parse_shorthand(cfgp *p, ks_config *cfg, const char *name, json_objec
     if (parse_key_settings(p, cfg, k, obj, path) < 0)
         return -1;
     ks_cert_config *c = &cfg->certs[cfg->n_certs++];
-    return parse_cert(p, c, name, obj, path, cfg->n_keys - 1, k, key_settings);
+    return parse_cert(p, cfg, c, name, obj, path, cfg->n_keys - 1, k, key_settings);
 }
 
-static const char *const private_key_keys[] = {"certificates", "key_types", "key_size",
-                                               "key_curve",    "tenant",    NULL};
 
 static int parse_private_key(cfgp *p, ks_config *cfg, const char *name, json_object *obj)
 {
@@ -415,7 +429,10 @@ static int parse_private_key(cfgp *p, ks_config *cfg, const char *name, json_obj
         return cfail(p, path, "\"%s\" is also defined in \"certificates\"", name);
     if (expect_object(p, obj, path) < 0)
         return -1;
-    check_keys(p, obj, path, private_key_keys, key_acmebot);
+    const char *implemented[20] = {"certificates"};
+    size_t n = append_names(implemented, 1, key_settings);
+    implemented[n] = NULL;
+    check_keys(p, obj, path, implemented, NULL);
     ks_key_config *k = &cfg->keys[cfg->n_keys];
     memset(k, 0, sizeof(*k));
     k->name = strdup(name);
@@ -435,7 +452,7 @@ static int parse_private_key(cfgp *p, ks_config *cfg, const char *name, json_obj
         if (name_taken(cfg, cname, 0))
             return cfail(p, one, "certificate \"%s\" is defined twice", cname);
         ks_cert_config *c = &cfg->certs[cfg->n_certs++];
-        if (parse_cert(p, c, cname, cobj, one, cfg->n_keys - 1, k, NULL) < 0)
+        if (parse_cert(p, cfg, c, cname, cobj, one, cfg->n_keys - 1, k, NULL) < 0)
             return -1;
     }
     return 0;
@@ -519,10 +536,13 @@ void free_keys_and_certificates(ks_config *cfg)
         }
         free(c->alt_names);
         free(c->alt_zones);
+        free_cert_acmebot(c);
     }
     free(cfg->certs);
-    for (size_t i = 0; i < cfg->n_keys; i++)
+    for (size_t i = 0; i < cfg->n_keys; i++) {
         free(cfg->keys[i].name);
+        free(cfg->keys[i].hpkp_report_uri);
+    }
     free(cfg->keys);
     for (size_t i = 0; i < cfg->n_tenants; i++) {
         ks_tenant_config *t = &cfg->tenants[i];

@@ -32,7 +32,7 @@ static int signature_nid(EVP_PKEY *pub, int md_nid)
 }
 
 static int add_subject_and_sans(X509_REQ *req, const char *cn, const char *const *names,
-                                size_t n, ks_err *err)
+                                size_t n, int must_staple, ks_err *err)
 {
     /* X.520 limits a CN to 64 characters; a longer name lives in the SAN
      * only, with an empty subject (as CAs issue it). */
@@ -59,10 +59,17 @@ static int add_subject_and_sans(X509_REQ *req, const char *cn, const char *const
     }
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     X509_EXTENSION *san = gens ? X509V3_EXT_i2d(NID_subject_alt_name, 0, gens) : NULL;
+    /* RFC 7633 TLS feature status_request: OCSP must-staple. */
+    X509_EXTENSION *staple =
+        must_staple ? X509V3_EXT_nconf_nid(NULL, NULL, NID_tlsfeature, "status_request") : NULL;
     if (exts && san && sk_X509_EXTENSION_push(exts, san) > 0) {
         san = NULL;
-        rc = X509_REQ_add_extensions(req, exts) == 1 ? 0 : -1;
+        if (!must_staple || (staple && sk_X509_EXTENSION_push(exts, staple) > 0)) {
+            staple = NULL;
+            rc = X509_REQ_add_extensions(req, exts) == 1 ? 0 : -1;
+        }
     }
+    X509_EXTENSION_free(staple);
     X509_EXTENSION_free(san);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 out:
@@ -182,6 +189,14 @@ int csr_build_der(EVP_PKEY *pub, const char *common_name, const char *const *nam
                   size_t n_names, csr_sign_fn sign, void *sign_ctx, unsigned char **der,
                   size_t *der_len, ks_err *err)
 {
+    return csr_build_der_staple(pub, common_name, names, n_names, 0, sign, sign_ctx, der,
+                                der_len, err);
+}
+
+int csr_build_der_staple(EVP_PKEY *pub, const char *common_name, const char *const *names,
+                         size_t n_names, int must_staple, csr_sign_fn sign, void *sign_ctx,
+                         unsigned char **der, size_t *der_len, ks_err *err)
+{
     X509_REQ *req = X509_REQ_new();
     int rc = -1;
     *der = NULL;
@@ -190,7 +205,7 @@ int csr_build_der(EVP_PKEY *pub, const char *common_name, const char *const *nam
         ks_fail_openssl(err, "creating the CSR");
         goto out;
     }
-    if (add_subject_and_sans(req, common_name, names, n_names, err) < 0 ||
+    if (add_subject_and_sans(req, common_name, names, n_names, must_staple, err) < 0 ||
         sign_request(req, pub, sign, sign_ctx, err) < 0 ||
         export_der(req, pub, der, der_len, err) < 0)
         goto out;

@@ -25,6 +25,12 @@ int csr_build_der(EVP_PKEY *pub, const char *common_name, const char *const *nam
                   size_t n_names, csr_sign_fn sign, void *sign_ctx, unsigned char **der,
                   size_t *der_len, ks_err *err);
 
+/* The same, with the RFC 7633 TLS feature extension (status_request,
+ * "OCSP must-staple") when must_staple is set. */
+int csr_build_der_staple(EVP_PKEY *pub, const char *common_name, const char *const *names,
+                         size_t n_names, int must_staple, csr_sign_fn sign, void *sign_ctx,
+                         unsigned char **der, size_t *der_len, ks_err *err);
+
 /* The digest a key of this kind signs with: SHA-256, or SHA-384/512 for
  * P-384/P-521 (matching ES384/ES512). */
 int csr_digest_for_key(EVP_PKEY *pub);

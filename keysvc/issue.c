@@ -78,10 +78,10 @@ static int record_order(issue_ctx *ic, ks_err *err)
 
 /* An authorization must be for one of the names this certificate asked for
  * (the server's identifier text is not trusted further than that). */
-static int requested_name(const ks_cert_config *cert, const acme_authz *a)
+static int requested_name(char *const *names, size_t n, const acme_authz *a)
 {
-    for (size_t i = 0; i < cert->n_alt_names; i++) {
-        const char *want = cert->alt_names[i];
+    for (size_t i = 0; i < n; i++) {
+        const char *want = names[i];
         int wild = strncmp(want, "*.", 2) == 0;
         if (wild == a->wildcard && strcmp(wild ? want + 2 : want, a->identifier) == 0)
             return 1;
@@ -89,10 +89,24 @@ static int requested_name(const ks_cert_config *cert, const acme_authz *a)
     return 0;
 }
 
+/* follower_mode: this host never validates; another (the master, sharing
+ * the account) must have made every authorization valid already. */
+static int require_valid(const acme_authz *authz, size_t n, ks_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (authz[i].status == NULL || strcmp(authz[i].status, "valid") != 0)
+            return ks_fail(err, "follower mode: the authorization for %s%s is %s, not valid; "
+                                "the master must validate it (keysvc run --auth there)",
+                           authz[i].wildcard ? "*." : "", authz[i].identifier,
+                           authz[i].status ? authz[i].status : "without a status");
+    return 0;
+}
+
 /* Fetches an order's authorizations (after checking each is for a name
  * that was asked for) and validates those still pending. */
-static int authorize_order(issue_ctx *ic, const acme_order *order, acme_authz **authz,
-                           size_t *n_authz, ks_err *err)
+static int authorize_order(ks_run *run, char *const *names, size_t n_names,
+                           const acme_order *order, acme_authz **authz, size_t *n_authz,
+                           ks_err *err)
 {
     size_t n = order->n_authz;
     *authz = calloc(n ? n : 1, sizeof(**authz));
@@ -101,13 +115,15 @@ static int authorize_order(issue_ctx *ic, const acme_order *order, acme_authz **
     *n_authz = n;
     for (size_t i = 0; i < n; i++) {
         acme_authz *a = &(*authz)[i];
-        if (acme_authz_fetch(ic->run->acme, order->authz_urls[i], a, err) < 0)
+        if (acme_authz_fetch(run->acme, order->authz_urls[i], a, err) < 0)
             return -1;
-        if (!requested_name(ic->cert, a))
+        if (!requested_name(names, n_names, a))
             return ks_fail(err, "the CA sent an authorization for a name that was not "
                                 "requested; refused");
     }
-    return ks_validate_authorizations(ic->run, *authz, n, err);
+    if (run->cfg->follower_mode)
+        return require_valid(*authz, n, err);
+    return ks_validate_authorizations(run, *authz, n, err);
 }
 
 static void authz_list_free(acme_authz *authz, size_t n)
@@ -117,32 +133,47 @@ static void authz_list_free(acme_authz *authz, size_t n)
     free(authz);
 }
 
-/* A certificate with more names than the CA takes in one order has its
- * names validated first, max_domains_per_order at a time, through orders
- * that are never finalized (as acmebot does); the certificate's own order
- * then finds its authorizations valid. */
-static int preauthorize(issue_ctx *ic, ks_err *err)
+/* Validates names through orders of at most max_domains_per_order names
+ * that are never finalized (as acmebot does): for a certificate with more
+ * names than the CA takes in one order, and for acmebot's
+ * "authorizations".  `label` names them in messages. */
+static int authorize_in_chunks(ks_run *run, const char *label, char *const *names, size_t n_names,
+                               ks_err *err)
 {
-    const ks_cert_config *c = ic->cert;
-    size_t chunk = (size_t)ic->run->cfg->max_domains_per_order;
-    if (c->n_alt_names <= chunk)
-        return 0;
-    for (size_t first = 0; first < c->n_alt_names; first += chunk) {
-        size_t n = c->n_alt_names - first < chunk ? c->n_alt_names - first : chunk;
+    size_t chunk = (size_t)run->cfg->max_domains_per_order;
+    for (size_t first = 0; first < n_names; first += chunk) {
+        size_t n = n_names - first < chunk ? n_names - first : chunk;
         acme_order order;
         acme_authz *authz = NULL;
         size_t n_authz = 0;
-        ks_info("%s: validating names %zu-%zu of %zu in an order of their own", c->name,
-                first + 1, first + n, c->n_alt_names);
-        int rc = acme_order_new(ic->run->acme, (const char *const *)c->alt_names + first, n, NULL,
-                                &order, err);
+        ks_info("%s: validating names %zu-%zu of %zu in an order of their own", label,
+                first + 1, first + n, n_names);
+        int rc = acme_order_new(run->acme, (const char *const *)names + first, n, NULL, &order,
+                                err);
         if (rc == 0)
-            rc = authorize_order(ic, &order, &authz, &n_authz, err);
+            rc = authorize_order(run, names + first, n, &order, &authz, &n_authz, err);
         authz_list_free(authz, n_authz);
         acme_order_clear(&order);
         if (rc < 0)
             return ks_failp(err, "validating names %zu-%zu", first + 1, first + n);
     }
+    return 0;
+}
+
+/* The certificate's own order then finds its authorizations valid. */
+static int preauthorize(issue_ctx *ic, ks_err *err)
+{
+    const ks_cert_config *c = ic->cert;
+    if (c->n_alt_names <= (size_t)ic->run->cfg->max_domains_per_order ||
+        ic->run->cfg->follower_mode)
+        return 0;
+    return authorize_in_chunks(ic->run, c->name, c->alt_names, c->n_alt_names, err);
+}
+
+int ks_authorize(ks_run *run, const char *label, char *const *names, size_t n, ks_err *err)
+{
+    if (ks_account_ensure(run, err) < 0 || authorize_in_chunks(run, label, names, n, err) < 0)
+        return ks_failp(err, "authorizations for %s", label);
     return 0;
 }
 
@@ -192,8 +223,9 @@ static int finalize_and_fetch(issue_ctx *ic, char **pem, ks_err *err)
     unsigned char *csr = NULL;
     size_t csr_len = 0;
     const ks_cert_config *c = ic->cert;
-    if (csr_build_der(ic->pub, c->common_name, (const char *const *)c->alt_names, c->n_alt_names,
-                      csr_sign, ic, &csr, &csr_len, err) < 0)
+    if (csr_build_der_staple(ic->pub, c->common_name, (const char *const *)c->alt_names,
+                             c->n_alt_names, c->ocsp_must_staple, csr_sign, ic, &csr, &csr_len,
+                             err) < 0)
         return -1;
     int rc = acme_order_finalize(ic->run->acme, &ic->order, csr, csr_len, err);
     free(csr);
@@ -229,15 +261,13 @@ static int keep_certificate(issue_ctx *ic, const char *pem, ks_err *err)
         goto out;
     ic->certificate_stored = 1;
     ic->run->changed = 1;
-    if (!ic->run->opts->quiet) {
-        char expires[32];
-        struct tm tm;
-        gmtime_r(&chain.not_after, &tm);
-        strftime(expires, sizeof(expires), "%Y-%m-%d %H:%M:%S UTC", &tm);
-        printf("issued %s (%s): serial %s, expires %s\n", ic->cert->name,
-               ks_key_type_name(ic->type), chain.serial, expires);
-    }
-    rc = ks_output_write(ic->run, ic->cert, ic->type, &sc, &ic->key, err);
+    char expires[32];
+    struct tm tm;
+    gmtime_r(&chain.not_after, &tm);
+    strftime(expires, sizeof(expires), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    ks_log_action("issued %s (%s): serial %s, expires %s", ic->cert->name,
+                  ks_key_type_name(ic->type), chain.serial, expires);
+    rc = 0;
 out:
     ks_chain_clear(&chain);
     return rc;
@@ -251,7 +281,8 @@ static int run_order(issue_ctx *ic, ks_err *err)
     if (store_order_update(ic->run->db, ic->order_row.id, ic->order.url, ic->order.status, NULL,
                            err) < 0)
         return -1;
-    int rc = authorize_order(ic, &ic->order, &ic->authz, &ic->n_authz, err);
+    int rc = authorize_order(ic->run, ic->cert->alt_names, ic->cert->n_alt_names, &ic->order,
+                             &ic->authz, &ic->n_authz, err);
     if (rc == 0)
         rc = prepare_key(ic, err);
     if (rc == 0)

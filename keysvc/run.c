@@ -2,7 +2,10 @@
 
 #include "chain.h"
 #include "http01.h"
+#include "install.h"
 #include "keys.h"
+#include "ks_clock.h"
+#include "hook.h"
 #include "lock.h"
 #include "ks_log.h"
 #include "ks_util.h"
@@ -11,10 +14,13 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Everything that can be checked without touching the token, the database
  * or the CA is checked first, so that bad input changes nothing. */
@@ -22,7 +28,8 @@ static int preflight(const ks_config *cfg, ks_err *err)
 {
     static const char methods[] = "zone_update_keys, settings.reload_zone_command, "
                                   "hooks.set_dns_challenge or dns_hooks";
-    for (size_t i = 0; i < cfg->n_certs; i++) {
+    /* A follower never validates: it needs no method. */
+    for (size_t i = 0; !cfg->follower_mode && i < cfg->n_certs; i++) {
         const ks_cert_config *c = &cfg->certs[i];
         for (size_t j = 0; j < c->n_alt_names; j++) {
             const char *name = c->alt_names[j];
@@ -47,19 +54,25 @@ static int preflight(const ks_config *cfg, ks_err *err)
 }
 
 /* revoke names the certificates it revokes; each must be configured. */
+/* revoke names the certificates it revokes, run --revoke the private keys
+ * (or certificates) whose certificates it revokes; each must be configured. */
 static int check_command(const ks_config *cfg, const ks_run_options *opts, ks_err *err)
 {
-    if (opts->action != KS_ACTION_REVOKE)
+    int keys = opts->action == KS_ACTION_REVOKE_KEYS;
+    const char *what = keys ? "--revoke" : "revoke";
+    if (opts->action != KS_ACTION_REVOKE && !keys)
         return 0;
     if (opts->n_names == 0)
-        return ks_fail(err, "revoke: name the certificates to revoke");
+        return ks_fail(err, "%s: name the %s to revoke (a safety measure)", what,
+                       keys ? "private keys or certificates" : "certificates");
     for (size_t i = 0; i < opts->n_names; i++) {
         int known = 0;
         for (size_t c = 0; c < cfg->n_certs && !known; c++)
-            known = strcmp(cfg->certs[c].name, opts->names[i]) == 0;
+            known = strcmp(cfg->certs[c].name, opts->names[i]) == 0 ||
+                    (keys && strcmp(cfg->keys[cfg->certs[c].key].name, opts->names[i]) == 0);
         if (!known)
-            return ks_fail(err, "revoke: %s: no such certificate in %s", opts->names[i],
-                           cfg->path);
+            return ks_fail(err, "%s: %s: no such %s in %s", what, opts->names[i],
+                           keys ? "private key or certificate" : "certificate", cfg->path);
     }
     return 0;
 }
@@ -93,12 +106,36 @@ static int same_url(const char *a, const char *b)
  * `primary` is the current primary key, NULL when there is none; `ari_due`
  * is the CA's renewal information (1 due, 0 not yet, -1 none: renewal_days
  * decide). */
-static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert,
+/* What the stored leaf says about itself: must-staple, and whether its
+ * public key is the key's (by SPKI pin).  -1 when it cannot be read. */
+static int leaf_facts(const store_cert *have, const store_key *key, int *must_staple,
+                      int *matches)
+{
+    BIO *bio = BIO_new_mem_buf(have->cert_pem, -1);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    if (x == NULL)
+        return -1;
+    ks_err ignored;
+    char *pin = ks_spki_pin_new(X509_get0_pubkey(x), &ignored);
+    *must_staple = X509_get_ext_by_NID(x, NID_tlsfeature, -1) >= 0;
+    *matches = pin != NULL && key != NULL && key->spki_sha256 != NULL &&
+               strcmp(pin, key->spki_sha256) == 0;
+    free(pin);
+    X509_free(x);
+    return 0;
+}
+
+static const char *issue_reason(const ks_run *run, const ks_cert_config *cert,
                                 const store_cert *have, int found, const store_key *primary,
                                 int ari_due)
 {
+    const ks_config *cfg = run->cfg;
+    int must_staple = 0, matches = 0;
     if (!found)
         return "no certificate yet";
+    if (run->opts->renew)
+        return "renewal asked for (--renew)";
     if (have->directory_url != NULL && !same_url(have->directory_url, cfg->acme_directory_url))
         return "the CA changed";
     if (!names_equal(have, cert))
@@ -107,12 +144,18 @@ static const char *issue_reason(const ks_config *cfg, const ks_cert_config *cert
         return "the CA's renewal window has come (ARI)";
     /* A window the CA places too late must not let the certificate lapse:
      * its last tenth of validity renews whatever the window says. */
-    if (ari_due == 0 && have->not_after - time(NULL) < (have->not_after - have->not_before) / 10)
+    if (ari_due == 0 && have->not_after - ks_now() < (have->not_after - have->not_before) / 10)
         return "expiring, and the CA's renewal window lies later";
-    if (ari_due == -1 && have->not_after - time(NULL) < (time_t)cfg->renewal_days * 86400)
+    if (ari_due == -1 && have->not_after - ks_now() < (time_t)cfg->renewal_days * 86400)
         return "due for renewal";
     if (primary == NULL || primary->id != have->key_id)
         return "key changed";
+    if (leaf_facts(have, primary, &must_staple, &matches) < 0)
+        return "the stored certificate cannot be read";
+    if (!matches)
+        return "the stored certificate does not match its key";
+    if (must_staple != cert->ocsp_must_staple)
+        return must_staple ? "must-staple turned off" : "must-staple turned on";
     return NULL;
 }
 
@@ -145,10 +188,10 @@ static int token_has_key(ks_run *run, const ks_keyref *ref, ks_err *err)
     return ks_signer_key_exists(run->signer, ref, err);
 }
 
-/* A current certificate only needs its files to match what is stored, and
- * its key to still be in the token. */
+/* A current certificate needs its key to still be in the token (its
+ * files are kept in step by ks_install_key). */
 static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type type,
-                        const store_cert *have, const store_key *key, ks_err *err)
+                        const store_key *key, ks_err *err)
 {
     ks_keyref ref;
     if (ks_keyref_from_row(key, &ref, err) < 0)
@@ -158,7 +201,7 @@ static int keep_current(ks_run *run, const ks_cert_config *cert, ks_key_type typ
         ks_fail(err, "it is missing from the token");
     if (present <= 0)
         return ks_failp(err, "%s (%s): key %s", cert->name, ks_key_type_name(type), key->label);
-    return ks_output_write(run, cert, type, have, key, err);
+    return 0;
 }
 
 /* ------------------------------------------------ renewal information */
@@ -195,7 +238,7 @@ static time_t ari_next_check(time_t now, long long retry_after_s)
 static void ari_postpone(ks_run *run, store_cert *have)
 {
     ks_err ignored;
-    have->ari.next_check = time(NULL) + ARI_FAILED_RECHECK_S;
+    have->ari.next_check = ks_now() + ARI_FAILED_RECHECK_S;
     if (store_cert_set_ari(run->db, have->id, &have->ari, &ignored) < 0)
         ks_warn("%s", ignored.msg);
 }
@@ -218,7 +261,7 @@ static char *ari_cert_id_new(const store_cert *have, ks_err *err)
 static int ari_refresh(ks_run *run, store_cert *have, const char *cert_id, ks_err *err)
 {
     acme_renewal_info ri = {0};
-    time_t now = time(NULL);
+    time_t now = ks_now();
     store_ari ari = have->ari;
     if (!acme_client_has(run->acme, "renewalInfo")) {
         ari = (store_ari){.next_check = now + ARI_ABSENT_RECHECK_S};
@@ -253,7 +296,7 @@ static int ari_due(ks_run *run, store_cert *have, char **cert_id)
     *cert_id = NULL;
     if (!run->cfg->ari)
         return -1;
-    if (have->ari.next_check == 0 || time(NULL) >= have->ari.next_check) {
+    if (have->ari.next_check == 0 || ks_now() >= have->ari.next_check) {
         char *id = ari_cert_id_new(have, &err);
         if (id == NULL || ks_account_ensure(run, &err) < 0 || ari_refresh(run, have, id, &err) < 0) {
             ks_warn("%s (%s): renewal information unavailable (asked again in an hour; the "
@@ -265,7 +308,7 @@ static int ari_due(ks_run *run, store_cert *have, char **cert_id)
     }
     if (have->ari.window_end == 0)
         return -1;
-    int due = time(NULL) >= have->ari.renew_at;
+    int due = ks_now() >= have->ari.renew_at;
     if (due && (*cert_id = ari_cert_id_new(have, &err)) == NULL)
         ks_warn("%s", err.msg);
     return due;
@@ -287,13 +330,12 @@ static int process(ks_run *run, const ks_cert_config *cert, ks_key_type type, ks
         goto out;
     char *cert_id = NULL;
     int due = found ? ari_due(run, &have, &cert_id) : -1;
-    const char *reason =
-        issue_reason(run->cfg, cert, &have, found, has_key ? &primary : NULL, due);
+    const char *reason = issue_reason(run, cert, &have, found, has_key ? &primary : NULL, due);
     if (reason != NULL) {
         ks_info("%s (%s): issuing: %s", cert->name, type_name, reason);
         rc = ks_issue(run, cert, type, cert_id, err);
     } else {
-        rc = keep_current(run, cert, type, &have, &primary, err);
+        rc = keep_current(run, cert, type, &primary, err);
     }
     free(cert_id);
 out:
@@ -302,17 +344,22 @@ out:
     return rc;
 }
 
-/* Whether the run's name list (if any) selects this certificate: by its own
- * name or by its private key's. */
-static int selected(const ks_run *run, const ks_cert_config *cert)
+/* Whether the run's name list (if any) names `name`. */
+static int name_selected(const ks_run *run, const char *name)
 {
-    const char *key = run->cfg->keys[cert->key].name;
     if (run->opts->n_names == 0)
         return 1;
     for (size_t i = 0; i < run->opts->n_names; i++)
-        if (strcmp(run->opts->names[i], cert->name) == 0 || strcmp(run->opts->names[i], key) == 0)
+        if (strcmp(run->opts->names[i], name) == 0)
             return 1;
     return 0;
+}
+
+/* Whether the run selects this certificate: by its own name or by its
+ * private key's. */
+static int selected(const ks_run *run, const ks_cert_config *cert)
+{
+    return name_selected(run, cert->name) || name_selected(run, run->cfg->keys[cert->key].name);
 }
 
 static int in_tenant(const ks_run *run, const ks_cert_config *cert)
@@ -321,61 +368,67 @@ static int in_tenant(const ks_run *run, const ks_cert_config *cert)
     return strcmp(run->cfg->tenants[k->tenant].name, run->tenant) == 0;
 }
 
-/* An action on one private key (in one key type). */
-typedef int (*key_action)(ks_run *run, const ks_key_request *req, ks_err *err);
-
-/* Runs an action on every selected private key of the tenant, in each key
- * type; returns the failure count. */
-static int each_selected_key(ks_run *run, key_action action)
+/* Whether the run works on private key `ki`: one of its certificates is
+ * in this tenant and selected. */
+static int key_wanted(const ks_run *run, size_t ki)
 {
+    for (size_t c = 0; c < run->cfg->n_certs; c++)
+        if (run->cfg->certs[c].key == ki && in_tenant(run, &run->cfg->certs[c]) &&
+            selected(run, &run->cfg->certs[c]))
+            return 1;
+    return 0;
+}
+
+static int key_request(const ks_run *run, const ks_key_config *k, ks_key_type type,
+                       ks_key_request *req, ks_err *err)
+{
+    return ks_key_request_init(req, run->tenant, KS_PURPOSE_CERTIFICATE, k->name, type,
+                               k->key_size, k->key_curve, err);
+}
+
+/* Rollovers due or asked for, in each key type; returns the failure count. */
+static int roll_key_over(ks_run *run, size_t ki)
+{
+    const ks_key_config *k = &run->cfg->keys[ki];
     int failures = 0;
-    for (size_t i = 0; i < run->cfg->n_keys; i++) {
-        const ks_key_config *k = &run->cfg->keys[i];
-        int wanted = 0;
-        for (size_t c = 0; c < run->cfg->n_certs && !wanted; c++)
-            wanted = run->cfg->certs[c].key == i && in_tenant(run, &run->cfg->certs[c]) &&
-                     selected(run, &run->cfg->certs[c]);
-        for (size_t t = 0; wanted && t < k->n_key_types; t++) {
-            ks_err err = {0};
-            ks_key_request req;
-            if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_CERTIFICATE, k->name,
-                                    k->key_types[t], k->key_size, k->key_curve, &err) < 0 ||
-                action(run, &req, &err) < 0) {
-                ks_error("%s", err.msg);
-                failures++;
-            }
+    for (size_t t = 0; t < k->n_key_types; t++) {
+        ks_err err = {0};
+        ks_key_request req;
+        if (key_request(run, k, k->key_types[t], &req, &err) < 0 ||
+            ks_rollover_apply(run, ki, &req, &err) < 0) {
+            ks_error("%s", err.msg);
+            failures++;
         }
     }
     return failures;
 }
 
-static int rollover_key(ks_run *run, const ks_key_request *req, ks_err *err)
-{
-    if (ks_keys_rollover(run->db, run->signer, req, err) < 0)
-        return -1;
-    run->changed = 1;
-    if (!run->opts->quiet)
-        printf("rolled over %s (%s)\n", req->name, ks_key_type_name(req->type));
-    return 0;
-}
-
 /* Without directories.previous_key, a previous key lives only until the
  * certificates it served have been renewed with the new primary. */
-static int retire_previous_key(ks_run *run, const ks_key_request *req, ks_err *err)
+static int retire_previous_keys(ks_run *run, const ks_key_config *k)
 {
-    int retired = 0;
-    if (ks_keys_retire_previous(run->db, run->signer, req, &retired, err) < 0)
-        return -1;
-    run->changed |= retired;
-    return 0;
+    int failures = 0;
+    for (size_t t = 0; t < k->n_key_types; t++) {
+        ks_err err = {0};
+        ks_key_request req;
+        int retired = 0;
+        if (key_request(run, k, k->key_types[t], &req, &err) < 0 ||
+            ks_keys_retire_previous(run->db, run->signer, &req, &retired, &err) < 0) {
+            ks_error("%s", err.msg);
+            failures++;
+        }
+        run->changed |= retired;
+    }
+    return failures;
 }
 
-static int process_tenant_certificates(ks_run *run)
+/* The certificates of private key `ki` selected in this run, each key type. */
+static int process_key_certificates(ks_run *run, size_t ki)
 {
     int failures = 0;
     for (size_t i = 0; i < run->cfg->n_certs; i++) {
         const ks_cert_config *cert = &run->cfg->certs[i];
-        if (!in_tenant(run, cert) || !selected(run, cert))
+        if (cert->key != ki || !in_tenant(run, cert) || !selected(run, cert))
             continue;
         for (size_t t = 0; t < cert->n_key_types; t++) {
             ks_err err = {0};
@@ -386,6 +439,91 @@ static int process_tenant_certificates(ks_run *run)
         }
     }
     return failures;
+}
+
+/* One private key: rollovers, its certificates, the retirement of a
+ * previous key no longer needed, then all of its files in one transaction
+ * (also after a failure: what is stored and good is kept in step). */
+static int process_key(ks_run *run, size_t ki)
+{
+    const ks_key_config *k = &run->cfg->keys[ki];
+    ks_err err = {0};
+    int failures = roll_key_over(run, ki);
+    failures += process_key_certificates(run, ki);
+    if (failures == 0 && run->cfg->dir_previous_key == NULL)
+        failures += retire_previous_keys(run, k);
+    if (ks_install_key(run, ki, &err) < 0) {
+        ks_error("%s", err.msg);
+        failures++;
+    }
+    return failures;
+}
+
+static int process_tenant_keys(ks_run *run)
+{
+    int failures = 0;
+    for (size_t ki = 0; ki < run->cfg->n_keys; ki++)
+        if (key_wanted(run, ki))
+            failures += process_key(run, ki);
+    return failures;
+}
+
+/* acmebot's authorizations (names validated without a certificate), in the
+ * tenant of the default account: the first.  A follower never validates. */
+static int process_authorizations(ks_run *run)
+{
+    int failures = 0;
+    if (run->cfg->n_authorizations == 0 || run->tenant_cfg != &run->cfg->tenants[0])
+        return 0;
+    if (run->cfg->follower_mode) {
+        ks_info("follower mode: authorizations are left to the master");
+        return 0;
+    }
+    for (size_t i = 0; i < run->cfg->n_authorizations; i++) {
+        const ks_authorization *a = &run->cfg->authorizations[i];
+        ks_err err = {0};
+        if (!name_selected(run, a->name))
+            continue;
+        if (ks_authorize(run, a->name, a->fqdns, a->n_fqdns, &err) < 0) {
+            ks_error("%s", err.msg);
+            failures++;
+        } else {
+            ks_log_action("authorized %s: %zu name(s)", a->name, a->n_fqdns);
+        }
+    }
+    return failures;
+}
+
+void ks_run_mark_services(ks_run *run, size_t cert_index)
+{
+    const ks_cert_config *c = &run->cfg->certs[cert_index];
+    for (size_t i = 0; run->reload != NULL && i < c->n_services; i++)
+        run->reload[c->services[i]] = 1;
+}
+
+/* Each service whose certificate changed, once, after every file of the
+ * run is in place; a failed reload is a warning, as in acmebot. */
+static void reload_services(ks_run *run)
+{
+    for (size_t i = 0; run->reload != NULL && i < run->cfg->n_services; i++) {
+        const ks_service *svc = &run->cfg->services[i];
+        char what[200], *out = NULL;
+        ks_err err;
+        if (!run->reload[i])
+            continue;
+        snprintf(what, sizeof(what), "service %s", svc->name);
+        if (ks_hook_run(what, svc->command, NULL, 0, run->cfg->hook_timeout, &out, &err) < 0) {
+            ks_warn("%s", err.msg);
+        } else {
+            ks_log_action("reloaded %s", svc->name);
+            if (out != NULL && out[0] != '\0') {
+                char *safe = ks_escape_new(out, (size_t)-1);
+                ks_info("%s: %s", what, safe ? safe : "");
+                free(safe);
+            }
+        }
+        free(out);
+    }
 }
 
 store *ks_open_database(const ks_config *cfg, pgcluster **cluster, ks_err *err)
@@ -458,11 +596,11 @@ static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
     } else if (run->opts->action != KS_ACTION_RUN) {
         failures = ks_tenant_command(run);
     } else {
-        if (run->opts->rollover)
-            failures += each_selected_key(run, rollover_key);
-        failures += process_tenant_certificates(run);
-        if (failures == 0 && run->cfg->dir_previous_key == NULL)
-            failures += each_selected_key(run, retire_previous_key);
+        unsigned parts = run->opts->parts ? run->opts->parts : KS_PART_ALL;
+        if (parts & KS_PART_AUTH)
+            failures += process_authorizations(run);
+        if (parts & KS_PART_CERTS)
+            failures += process_tenant_keys(run);
     }
     ks_signer_set_audit(signer, NULL);
     end_tenant(run);
@@ -521,9 +659,22 @@ static int exit_code(const ks_run *run, int failures)
         return 0;
     if (run->changed)
         return KS_EXIT_CHANGED;
-    if (!run->opts->quiet)
-        printf("nothing to do: %zu certificate(s) current\n", run->cfg->n_certs);
+    ks_info("nothing to do: %zu certificate(s) current", run->cfg->n_certs);
     return KS_EXIT_NOTHING;
+}
+
+/* --randomwait: a pause of min_run_delay..max_run_delay seconds, so that
+ * many hosts started by cron at one minute do not reach the CA at once. */
+static void random_wait(const ks_config *cfg)
+{
+    unsigned int r = 0;
+    int span = cfg->max_run_delay - cfg->min_run_delay;
+    if (span > 0 && RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = 0;
+    unsigned int delay = (unsigned int)cfg->min_run_delay + (span > 0 ? r % (unsigned)(span + 1) : 0);
+    ks_info("waiting %u seconds (--randomwait)", delay);
+    while (delay > 0)
+        delay = sleep(delay);
 }
 
 int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
@@ -540,9 +691,17 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
         ks_fail(&err, "no tenant \"%s\" is configured", opts->tenant);
         goto out;
     }
-    if (opts->action == KS_ACTION_RUN ? preflight(cfg, &err) < 0
-                                      : check_command(cfg, opts, &err) < 0)
+    if ((opts->action == KS_ACTION_RUN ? preflight(cfg, &err) < 0
+                                       : check_command(cfg, opts, &err) < 0) ||
+        ks_install_resolve_owner(cfg, &run.file_uid, &run.file_gid, &err) < 0)
         goto out;
+    run.reload = calloc(cfg->n_services ? cfg->n_services : 1, 1);
+    if (run.reload == NULL) {
+        ks_fail(&err, "out of memory");
+        goto out;
+    }
+    if (opts->random_wait)
+        random_wait(cfg);
     /* The signer first, before any network or database: the child must not
      * inherit either, and the worker must not keep a PIN. */
     int started = start_signer(cfg, opts, &signer, &child_status, &err);
@@ -563,6 +722,7 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
     for (size_t i = 0; i < cfg->n_tenants; i++)
         if (signers[i] != NULL)
             failures += run_tenant(&run, i, signers[i]);
+    reload_services(&run);
     result = exit_code(&run, failures);
 out:
     if (err.msg[0] != '\0')
@@ -570,6 +730,7 @@ out:
     for (size_t i = 0; signers && i < cfg->n_tenants; i++)
         ks_signer_close(signers[i]);
     free(signers);
+    free(run.reload);
     store_close(run.db);
     ks_signer_process_end(&signer);
     pgcluster_release(cluster);

@@ -29,7 +29,22 @@ typedef enum ks_action {
     KS_ACTION_ACCOUNT_DEACTIVATE,   /* for good */
     KS_ACTION_ACCOUNT_KEY_ROLLOVER, /* ACME keyChange to a new token key */
     KS_ACTION_REVOKE,               /* the named certificates */
+    KS_ACTION_REVOKE_KEYS,          /* run --revoke: every certificate of the
+                                       named keys, files archived, keys rolled
+                                       over by the next run */
 } ks_action;
+
+/* The parts of a run (acmebot's --auth --certs --tlsa --sct --ocsp
+ * --verify); none given means all. */
+enum ks_run_part {
+    KS_PART_AUTH = 1 << 0,
+    KS_PART_CERTS = 1 << 1,
+    KS_PART_TLSA = 1 << 2,
+    KS_PART_SCT = 1 << 3,
+    KS_PART_OCSP = 1 << 4,
+    KS_PART_VERIFY = 1 << 5,
+    KS_PART_ALL = (1 << 6) - 1,
+};
 
 typedef struct ks_run_options {
     ks_action action;
@@ -37,6 +52,10 @@ typedef struct ks_run_options {
     int revoke_with_cert_key; /* sign the revocation with the certificate's key */
     int quiet;           /* no "nothing to do" / action lines on stdout */
     int rollover;        /* roll the selected keys over first */
+    unsigned parts;      /* enum ks_run_part bits; 0: all */
+    int renew;           /* --renew: renew every selected certificate now */
+    int force;           /* --force: roll over despite the HPKP guard */
+    int random_wait;     /* --randomwait: sleep min..max_run_delay first */
     const char *tenant;  /* only this tenant (NULL: all) */
     char *const *names;  /* only these certificates or private keys (n_names 0: all) */
     size_t n_names;
@@ -49,6 +68,10 @@ typedef struct ks_run {
     const ks_run_options *opts;
     store *db;
     int changed;
+    uid_t file_uid; /* settings.file_user, (uid_t)-1: unset */
+    gid_t file_gid;
+    unsigned char *reload; /* per cfg->services: reload at the end of the run */
+    int root_warned[KS_KEY_TYPES]; /* root_cert.<type>.pem missing was said */
     const char *tenant;
     const ks_tenant_config *tenant_cfg;
     ks_signer *signer; /* this tenant's view of the signer */
@@ -86,10 +109,19 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts);
 int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, const char *replaces,
              ks_err *err);
 
-/* Writes the files for a stored certificate where their content differs
- * (output.c).  Sets run->changed when it wrote something. */
-int ks_output_write(ks_run *run, const ks_cert_config *cert, ks_key_type type,
-                    const store_cert *c, const store_key *key, ks_err *err);
+/* acmebot's authorizations: validates `names` (label: the entry) through
+ * orders that are never finalized (issue.c). */
+int ks_authorize(ks_run *run, const char *label, char *const *names, size_t n, ks_err *err);
+
+/* Rolls certificate key `key_index` over in req's type when it is due or
+ * asked for (rollover.c). */
+struct ks_key_request;
+int ks_rollover_apply(ks_run *run, size_t key_index, const struct ks_key_request *req,
+                      ks_err *err);
+
+/* Marks the services of certificate `cert_index` for the reload at the end
+ * of the run (each service once). */
+void ks_run_mark_services(ks_run *run, size_t cert_index);
 
 /* Makes sure the ACME client and account exist (account.c). */
 int ks_account_ensure(ks_run *run, ks_err *err);

@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "ks_clock.h"
+
 #include "ks_log.h"
 #include "ks_util.h"
 #include "migrations.h"
@@ -313,7 +315,8 @@ static int hex_to_bytes(const char *hex, unsigned char *out, size_t cap, size_t 
 
 #define KEY_COLUMNS                                                                                \
     "id, tenant, purpose, name, key_type, params, role, token_label, token_serial,"               \
-    " encode(ckaid, 'hex'), label, spki_sha256, extract(epoch from created_at)::bigint, state"
+    " encode(ckaid, 'hex'), label, spki_sha256, extract(epoch from created_at)::bigint, state,"   \
+    " rollover_requested_at IS NOT NULL"
 
 static int key_from_row(const PGresult *res, int row, store_key *k)
 {
@@ -331,6 +334,7 @@ static int key_from_row(const PGresult *res, int row, store_key *k)
     k->spki_sha256 = get_str(res, row, 11);
     k->created_at = (time_t)get_i64(res, row, 12);
     k->state = get_str(res, row, 13);
+    k->rollover_requested = strcmp(PQgetvalue(res, row, 14), "t") == 0;
     return hex_to_bytes(PQgetvalue(res, row, 9), k->ckaid, sizeof(k->ckaid), &k->ckaid_len);
 }
 
@@ -356,19 +360,23 @@ static int read_key(const PGresult *res, int row, void *out)
 int store_key_insert(store *s, store_key *k, ks_err *err)
 {
     char *ckaid = hex_new(k->ckaid, k->ckaid_len);
+    char created[32];
     if (ckaid == NULL)
         return ks_fail(err, "out of memory");
+    snprintf(created, sizeof(created), "%lld", (long long)ks_now());
     const char *params[] = {k->tenant,      k->purpose, k->name,  k->key_type,  k->params,
                             k->role,        k->token_label,     k->token_serial, ckaid,
                             k->label,       k->spki_sha256 ? k->spki_sha256 : "",
-                            k->state ? k->state : "live"};
+                            k->state ? k->state : "live", created};
+    /* The creation time comes from keysvc's clock, which key ages are
+     * measured against (expiration_days, hpkp_days). */
     PGresult *res = exec_params(
         s, "recording key",
         "INSERT INTO keys (tenant, purpose, name, key_type, params, role, token_label,"
-        " token_serial, ckaid, label, spki_sha256, state)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bytea, $10, $11, $12)"
+        " token_serial, ckaid, label, spki_sha256, state, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::bytea, $10, $11, $12, to_timestamp($13))"
         " RETURNING id, extract(epoch from created_at)::bigint",
-        12, params, err);
+        13, params, err);
     free(ckaid);
     if (res == NULL)
         return -1;
@@ -709,6 +717,22 @@ int store_account_switch_key(store *s, int64_t account_id, int64_t old_key, int6
         store_rollback(s);
         return -1;
     }
+    return 0;
+}
+
+int store_key_request_rollover(store *s, const char *tenant, const char *name, int *marked,
+                               ks_err *err)
+{
+    const char *params[] = {tenant, name};
+    PGresult *res = exec_params(s, "marking keys for rollover",
+                                "UPDATE keys SET rollover_requested_at = now()"
+                                " WHERE tenant = $1 AND purpose = 'certificate' AND name = $2"
+                                " AND role = 'primary' AND state = 'live'",
+                                2, params, err);
+    if (res == NULL)
+        return -1;
+    *marked = atoi(PQcmdTuples(res));
+    PQclear(res);
     return 0;
 }
 

@@ -55,6 +55,7 @@ typedef struct store_key {
     char *label;
     char *spki_sha256;
     time_t created_at;
+    int rollover_requested; /* its certificates were revoked: roll it over */
 } store_key;
 
 void store_key_clear(store_key *k);
@@ -193,6 +194,11 @@ int store_cert_find_current(store *s, const char *tenant, const char *name, cons
 /* Makes `c` the current certificate for its name and key type (the previous
  * one stays, no longer current), in one transaction.  c->id is set. */
 int store_cert_insert_current(store *s, store_cert *c, ks_err *err);
+
+/* Marks the live primary keys of a certificate key name (every type) for
+ * rollover by the next run; *marked counts them. */
+int store_key_request_rollover(store *s, const char *tenant, const char *name, int *marked,
+                               ks_err *err);
 
 /* Marks a certificate revoked (with a CRLReason code, -1: none) and no
  * longer current, so that the next run issues a replacement. */

@@ -65,7 +65,17 @@ cat > "$DEMO/keysvc.json" <<JSON
   "directories": {
     "certificate": "certs",
     "chain": "certs",
+    "full_certificate": "certs",
     "private_key": "private",
+    "backup_key": "private",
+    "param": "params",
+    "hpkp": "hpkp",
+    "ocsp": "ocsp",
+    "sct": "scts/{name}/{key_type}",
+    "archive": "archive",
+    "log": "log",
+    "pid": "state",
+    "resource": "state",
     "state": "state"
   },
   "hsm": {

@@ -141,7 +141,9 @@ check_outputs() {
     if find out -name '*.tmp*' | grep .; then fail "$CASE: temporary files left in out/"; fi
     while IFS= read -r f; do
         case "$f" in
+        *_param.pem) openssl dhparam -in "$f" -noout -check >/dev/null 2>&1 || fail "$CASE: $f holds no DH parameters" ;;
         *.pem) openssl x509 -in "$f" -noout 2>/dev/null || fail "$CASE: $f is not a whole certificate" ;;
+        */hpkp/*) grep -q 'pin-sha256=' "$f" || fail "$CASE: $f holds no HPKP pin" ;;
         *.key) grep -q '^pkcs11:token=' "$f" || fail "$CASE: $f holds no key URI" ;;
         *.conf) [ -s "$f" ] || fail "$CASE: $f is empty" ;;
         *) fail "$CASE: unexpected file $f" ;;

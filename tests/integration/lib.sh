@@ -73,7 +73,11 @@ write_config() { # file certificates-json http-challenges-json [extra-settings-j
                "key_size": 2048, "key_curve": "secp256r1", "acme_max_retry_wait": 2
                ${4:+, $4}},
   "directories": {"certificate": "out/certs", "chain": "out/certs",
-                  "private_key": "out/private", "state": "state"},
+                  "full_certificate": "out/certs", "private_key": "out/private",
+                  "backup_key": "out/private", "param": "out/params", "hpkp": "out/hpkp",
+                  "ocsp": "out/ocsp", "sct": "out/scts/{name}/{key_type}",
+                  "archive": "out/archive", "log": "log", "pid": "state",
+                  "resource": "state", "state": "state"},
   $db_section
   "hsm": {"module": "$KS_PKCS11_MODULE", "token": "$TOKEN", "pin_file": "$KS_PIN_FILE"},
   "certificates": $2,

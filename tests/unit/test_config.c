@@ -3,7 +3,9 @@
  * acmebot defaults, file name templates, and errors that name the file and
  * the JSON path; the dns-01/http-01 settings, zone_update_keys (with TSIG key
  * files written into the test's directory), hooks, directories.http_challenge
- * and which challenge a name gets.
+ * and which challenge a name gets; acmebot's other settings and sections
+ * (config_acmebot.c), acmebot's README examples (tests/unit/configs/), and
+ * keysvc check.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +17,11 @@
 
 #include <cmocka.h>
 
+#include "check.h"
 #include "config.h"
 #include "ks_err.h"
+#include "ks_log.h"
+#include "ks_util.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -1126,6 +1131,965 @@ static void test_challenge_precedence(void **state)
 #undef ZONE_KEYS
 }
 
+/* ---- acmebot's other settings and sections (config_acmebot.c) ----------- */
+
+static int count_substr(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *at = strstr(text, needle); at != NULL; at = strstr(at + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_acmebot_defaults(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK ", \"certificates\": {\"a.test\": null}}");
+    /* acmebot's documented defaults. */
+    assert_int_equal(cfg->follower_mode, 0);
+    assert_string_equal(cfg->log_level, "debug");
+    assert_int_equal(cfg->color_output, 1);
+    assert_int_equal(cfg->warning_exit_code, 0);
+    assert_int_equal(cfg->dhparam_size, 2048);
+    assert_int_equal(cfg->ecparam_curve, NID_secp384r1);
+    /* Owners: NULL leaves them as they are (acmebot's root/ssl-cert only
+     * ever applied when they existed). */
+    assert_null(cfg->file_user);
+    assert_null(cfg->file_group);
+    assert_null(cfg->log_user);
+    assert_null(cfg->log_group);
+    assert_int_equal(cfg->hpkp_days, 60);
+    assert_int_equal(cfg->pin_subdomains, 1);
+    assert_null(cfg->hpkp_report_uri);
+    assert_int_equal(cfg->expiration_days, 730);
+    assert_int_equal(cfg->auto_rollover, 0);
+    assert_int_equal(cfg->ocsp_must_staple, 0);
+    assert_int_equal(cfg->n_ocsp_responder_urls, 1);
+    assert_string_equal(cfg->ocsp_responder_urls[0], "http://ocsp.int-x3.letsencrypt.org");
+    assert_int_equal(cfg->n_ct_submit_logs, 2);
+    assert_string_equal(cfg->ct_submit_logs[0], "google_icarus");
+    assert_string_equal(cfg->ct_submit_logs[1], "google_pilot");
+    assert_int_equal(cfg->max_authorization_attempts, 30);
+    assert_int_equal(cfg->authorization_delay, 10);
+    assert_int_equal(cfg->cert_poll_time, 30);
+    assert_int_equal(cfg->max_ocsp_verify_attempts, 10);
+    assert_int_equal(cfg->ocsp_verify_retry_delay, 5);
+    assert_int_equal(cfg->min_run_delay, 300);
+    assert_int_equal(cfg->max_run_delay, 3600);
+    assert_int_equal(cfg->acme_directory_verify_ssl, 1);
+    assert_string_equal(cfg->public_suffix_list_url,
+                        "https://publicsuffix.org/list/public_suffix_list.dat");
+    assert_string_equal(cfg->nsupdate_command, "/usr/bin/nsupdate");
+    assert_int_equal(cfg->n_verify, 0);
+    assert_int_equal(cfg->n_authorizations, 0);
+
+    /* Directories and file names. */
+    assert_string_equal(cfg->dir_pid, "/var/run");
+    assert_string_equal(cfg->dir_log, "/var/log/keysvc");
+    assert_string_equal(cfg->dir_resource, "/var/local/keysvc");
+    assert_string_equal(cfg->dir_backup_key, "/etc/ssl/private");
+    assert_string_equal(cfg->dir_full_key, "/etc/ssl/private");
+    assert_string_equal(cfg->dir_full_certificate, "/etc/ssl/certs");
+    assert_string_equal(cfg->dir_param, "/etc/ssl/params");
+    assert_string_equal(cfg->dir_hpkp, "/etc/ssl/hpkp");
+    assert_string_equal(cfg->dir_ocsp, "/etc/ssl/ocsp");
+    assert_string_equal(cfg->dir_sct, "/etc/ssl/scts/{name}/{key_type}");
+    assert_string_equal(cfg->dir_archive, "/etc/ssl/archive");
+    assert_null(cfg->dir_temp);
+    assert_null(cfg->dir_previous_key);
+    assert_string_equal(cfg->fn_log, "keysvc.log");
+    assert_string_equal(cfg->fn_backup_key, "{name}_backup{suffix}.key");
+    assert_string_equal(cfg->fn_previous_key, "{name}_previous{suffix}.key");
+    assert_string_equal(cfg->fn_full_key, "{name}_full{suffix}.key");
+    assert_string_equal(cfg->fn_full_certificate, "{name}+root{suffix}.pem");
+    assert_string_equal(cfg->fn_param, "{name}_param.pem");
+    assert_string_equal(cfg->fn_hpkp, "{name}.{server}");
+    assert_string_equal(cfg->fn_ocsp, "{name}{suffix}.ocsp");
+    assert_string_equal(cfg->fn_sct, "{ct_log_name}.sct");
+
+    /* acmebot's services table, HPKP header templates, and CT logs. */
+    assert_int_equal(cfg->n_services, 12);
+    int nginx = ks_config_service_index(cfg, "nginx");
+    assert_true(nginx >= 0);
+    assert_string_equal(cfg->services[nginx].command, "systemctl reload nginx");
+    assert_string_equal(cfg->services[ks_config_service_index(cfg, "synapse")].command,
+                        "systemctl restart matrix-synapse");
+    assert_int_equal(ks_config_service_index(cfg, "nope"), -1);
+    assert_int_equal(cfg->n_hpkp_headers, 2);
+    assert_string_equal(cfg->hpkp_headers[0].server, "apache");
+    assert_string_equal(cfg->hpkp_headers[0].tmpl, "Header always set Public-Key-Pins \"{header}\"\n");
+    assert_string_equal(cfg->hpkp_headers[1].server, "nginx");
+    assert_string_equal(cfg->hpkp_headers[1].tmpl,
+                        "add_header Public-Key-Pins \"{header}\" always;\n");
+    assert_int_equal(cfg->n_ct_logs, 2);
+    assert_string_equal(cfg->ct_logs[0].name, "google_pilot");
+    assert_string_equal(cfg->ct_logs[0].url, "https://ct.googleapis.com/pilot");
+    assert_int_equal(cfg->ct_logs[0].key_len, 91); /* a P-256 SubjectPublicKeyInfo */
+    /* pLkJkLQY...: the log ID acmebot's README gives, SHA-256 of the key */
+    static const unsigned char pilot_id[4] = {0xa4, 0xb9, 0x09, 0x90};
+    assert_memory_equal(cfg->ct_logs[0].id, pilot_id, 4);
+    assert_int_equal(cfg->ct_logs[0].start, 0);
+    assert_int_equal(cfg->ct_logs[0].end, 0);
+
+    /* A certificate and its key take the settings' values. */
+    const ks_cert_config *c = &cfg->certs[0];
+    const ks_key_config *k = &cfg->keys[0];
+    assert_int_equal(k->expiration_days, 730);
+    assert_int_equal(k->auto_rollover, 0);
+    assert_int_equal(k->hpkp_days, 60);
+    assert_int_equal(k->pin_subdomains, 1);
+    assert_null(k->hpkp_report_uri);
+    assert_int_equal(c->n_services, 0);
+    assert_int_equal(c->dhparam_size, 2048);
+    assert_int_equal(c->ecparam_curve, NID_secp384r1);
+    assert_int_equal(c->ocsp_must_staple, 0);
+    assert_int_equal(c->n_ocsp_responder_urls, 1);
+    assert_string_equal(c->ocsp_responder_urls[0], "http://ocsp.int-x3.letsencrypt.org");
+    assert_int_equal(c->n_ct_logs, 2); /* google_icarus and google_pilot */
+    assert_int_equal(c->n_verify, 0);
+    assert_int_equal(c->n_tlsa_records, 0);
+    ks_config_free(cfg);
+}
+
+static void test_acmebot_settings(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"settings\": {\"slave_mode\": true, \"log_level\": \"detail\","
+           " \"color_output\": false, \"warning_exit_code\": true, \"dhparam_size\": 4096,"
+           " \"ecparam_curve\": [\"secp256k1\", \"secp521r1\", \"secp384r1\"],"
+           " \"file_user\": \"certs\", \"file_group\": \"ssl-cert\", \"log_user\": \"logs\","
+           " \"log_group\": \"adm\", \"hpkp_days\": null, \"pin_subdomains\": false,"
+           " \"hpkp_report_uri\": \"https://report.example.test/hpkp\","
+           " \"expiration_days\": 0, \"auto_rollover\": true, \"ocsp_must_staple\": true,"
+           " \"ocsp_responder_urls\": \"http://ocsp.example.test\","
+           " \"ct_submit_logs\": null, \"max_authorization_attempts\": 5,"
+           " \"authorization_delay\": 0, \"cert_poll_time\": 60,"
+           " \"max_ocsp_verify_attempts\": 2, \"ocsp_verify_retry_delay\": 1,"
+           " \"min_run_delay\": 10, \"max_run_delay\": 10, \"acme_directory_verify_ssl\": false,"
+           " \"public_suffix_list_url\": null, \"nsupdate_command\": null}}");
+    assert_int_equal(cfg->follower_mode, 1); /* slave_mode, the old name */
+    assert_string_equal(cfg->log_level, "detail");
+    assert_int_equal(cfg->color_output, 0);
+    assert_int_equal(cfg->warning_exit_code, 1);
+    assert_int_equal(cfg->dhparam_size, 4096);
+    /* The first curve of the list keysvc writes; secp256k1 is skipped. */
+    assert_int_equal(cfg->ecparam_curve, NID_secp521r1);
+    assert_string_equal(cfg->file_user, "certs");
+    assert_string_equal(cfg->file_group, "ssl-cert");
+    assert_string_equal(cfg->log_user, "logs");
+    assert_string_equal(cfg->log_group, "adm");
+    assert_int_equal(cfg->hpkp_days, 0);
+    assert_int_equal(cfg->pin_subdomains, 0);
+    assert_string_equal(cfg->hpkp_report_uri, "https://report.example.test/hpkp");
+    assert_int_equal(cfg->expiration_days, 0);
+    assert_int_equal(cfg->auto_rollover, 1);
+    assert_int_equal(cfg->ocsp_must_staple, 1);
+    assert_int_equal(cfg->n_ocsp_responder_urls, 1);
+    assert_string_equal(cfg->ocsp_responder_urls[0], "http://ocsp.example.test");
+    assert_int_equal(cfg->n_ct_submit_logs, 0);
+    assert_int_equal(cfg->max_authorization_attempts, 5);
+    assert_int_equal(cfg->authorization_delay, 0);
+    assert_int_equal(cfg->cert_poll_time, 60);
+    assert_int_equal(cfg->max_ocsp_verify_attempts, 2);
+    assert_int_equal(cfg->ocsp_verify_retry_delay, 1);
+    assert_int_equal(cfg->min_run_delay, 10);
+    assert_int_equal(cfg->max_run_delay, 10);
+    assert_int_equal(cfg->acme_directory_verify_ssl, 0);
+    assert_null(cfg->public_suffix_list_url);
+    assert_null(cfg->nsupdate_command);
+    ks_config_free(cfg);
+
+    /* follower_mode itself; null log_level (no log file); no DH/EC params. */
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"follower_mode\": true, \"slave_mode\": true,"
+                     " \"log_level\": null, \"dhparam_size\": null, \"ecparam_curve\": null}}");
+    assert_int_equal(cfg->follower_mode, 1);
+    assert_null(cfg->log_level);
+    assert_int_equal(cfg->dhparam_size, 0);
+    assert_int_equal(cfg->ecparam_curve, 0);
+    ks_config_free(cfg);
+    cfg = load_ok(f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": 0,"
+                     " \"ecparam_curve\": \"secp256r1\"}}");
+    assert_int_equal(cfg->dhparam_size, 0);
+    assert_int_equal(cfg->ecparam_curve, NID_X9_62_prime256v1);
+    ks_config_free(cfg);
+}
+
+static void test_acmebot_setting_errors(void **state)
+{
+    fixture *f = *state;
+    static const char *const dh[] = {"settings.dhparam_size", "RFC 7919", "2048, 3072, 4096, 6144",
+                                     NULL};
+    load_fails_all(f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": 1024}}", dh);
+    load_fails_all(f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": 2500}}", dh);
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": -2048}}",
+               "settings.dhparam_size");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": \"2048\"}}",
+               "settings.dhparam_size: expected an integer");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ecparam_curve\": \"secp256k1\"}}",
+               "settings.ecparam_curve");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ecparam_curve\": [\"secp256k1\"]}}",
+               "settings.ecparam_curve: lists no curve keysvc writes");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ecparam_curve\": [\"secp384r1\", \"bogus\"]}}",
+               "settings.ecparam_curve[1]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ecparam_curve\": 384}}",
+               "settings.ecparam_curve");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"log_level\": \"loud\"}}", "settings.log_level");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"color_output\": 1}}",
+               "settings.color_output: expected true or false");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"follower_mode\": true, \"slave_mode\": false}}",
+               "settings.slave_mode");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"file_user\": 0}}", "settings.file_user");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"hpkp_days\": -1}}", "settings.hpkp_days");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"expiration_days\": true}}",
+               "settings.expiration_days");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"hpkp_report_uri\": \"mailto:x@y\"}}",
+               "settings.hpkp_report_uri");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ocsp_responder_urls\": [\"http://a\", \"ftp://b\"]}}",
+               "settings.ocsp_responder_urls[1]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ocsp_responder_urls\": 5}}",
+               "settings.ocsp_responder_urls");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"max_authorization_attempts\": 0}}",
+               "settings.max_authorization_attempts");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"cert_poll_time\": 0}}", "settings.cert_poll_time");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"authorization_delay\": null}}",
+               "settings.authorization_delay");
+    static const char *const delays[] = {"settings.min_run_delay", "600", "settings.max_run_delay",
+                                         NULL};
+    load_fails_all(f, "{" HSM_OK ", \"settings\": {\"min_run_delay\": 600, \"max_run_delay\": 60}}",
+                   delays);
+    /* The default max_run_delay (3600) counts too. */
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"min_run_delay\": 4000}}", "settings.min_run_delay");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"nsupdate_command\": \"nsupdate 'x\"}}",
+               "settings.nsupdate_command");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"public_suffix_list_url\": \"psl.dat\"}}",
+               "settings.public_suffix_list_url");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_passphrase\": 5}}", "settings.key_passphrase");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_cipher\": false}}", "settings.key_cipher");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"key_provided\": \"no\"}}", "settings.key_provided");
+}
+
+static void test_directories_and_file_names(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"directories\": {\"sct\": \"scts/{name}/{{x}}/{key_type}\","
+           " \"hpkp\": null, \"temp\": \"tmp\", \"ocsp\": \"/srv/ocsp/\"},"
+           " \"file_names\": {\"hpkp\": \"{name}-{server}.conf\", \"sct\": \"{ct_log_name}{suffix}.sct\","
+           " \"log\": \"k.log\"}}");
+    assert_under_base(f, cfg->dir_sct, "scts/{name}/{{x}}/{key_type}");
+    assert_null(cfg->dir_hpkp);
+    assert_under_base(f, cfg->dir_temp, "tmp");
+    assert_string_equal(cfg->dir_ocsp, "/srv/ocsp");
+    assert_string_equal(cfg->fn_hpkp, "{name}-{server}.conf");
+    assert_string_equal(cfg->fn_log, "k.log");
+
+    ks_err err = {{0}};
+    char want[PATH_MAX + 128];
+    ks_path_fields sct = {"*.w.test", KS_KEY_ECDSA, NULL, "google_pilot"};
+    char *p = ks_config_path_new(cfg, cfg->dir_sct, cfg->fn_sct, &sct, &err);
+    if (p == NULL)
+        fail_msg("%s", err.msg);
+    /* Fields in the directory, {{ }} as braces, '*' as '_' in the file name only. */
+    snprintf(want, sizeof(want), "%s/scts/*.w.test/{x}/ecdsa/google_pilot.ecdsa.sct", f->real);
+    assert_string_equal(p, want);
+    free(p);
+    ks_path_fields hpkp = {"k", -1, "nginx", NULL};
+    p = ks_config_path_new(cfg, "/etc/ssl/hpkp", cfg->fn_hpkp, &hpkp, &err);
+    assert_non_null(p);
+    assert_string_equal(p, "/etc/ssl/hpkp/k-nginx.conf");
+    free(p);
+    /* A field without a value is an error. */
+    assert_null(ks_config_path_new(cfg, "/x", "{server}.pem", &sct, &err));
+    assert_non_null(strstr(err.msg, "{server}"));
+    ks_config_free(cfg);
+
+    static const char *const unknown[] = {"directories.sct", "{bogus}",
+                                          "{name} {key_type} {suffix} {ct_log_name}", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"directories\": {\"sct\": \"/s/{bogus}\"}}", unknown);
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"pid\": \"/run/{name}\"}}",
+               "directories.pid: unknown field {name} (fields: none)");
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"param\": \"/p/{name\"}}", "directories.param");
+    load_fails(f, "{" HSM_OK ", \"directories\": {\"archive\": 7}}", "directories.archive");
+    static const char *const server[] = {"file_names.ocsp", "{server}", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"file_names\": {\"ocsp\": \"{server}.ocsp\"}}", server);
+    load_fails(f, "{" HSM_OK ", \"file_names\": {\"param\": \"{name}{suffix}.pem\"}}",
+               "file_names.param");
+    load_fails(f, "{" HSM_OK ", \"file_names\": {\"backup_key\": \"keys/{name}.key\"}}",
+               "file_names.backup_key");
+    load_fails(f, "{" HSM_OK ", \"file_names\": {\"sct\": null}}", "file_names.sct");
+    /* keysvc's earlier file names are checked the same way now. */
+    load_fails(f, "{" HSM_OK ", \"file_names\": {\"certificate\": \"{nam}.pem\"}}",
+               "file_names.certificate");
+}
+
+static void test_services(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"settings\": {\"services\": [\"nginx\"]},"
+           " \"services\": {\"nginx\": \"/usr/sbin/nginx -s reload\", \"znc\": null,"
+           " \"own\": \"/usr/local/bin/reload 'my service'\"},"
+           " \"certificates\": {\"a.test\": {\"services\": [\"own\", \"dovecot\", \"own\"]},"
+           " \"b.test\": null, \"c.test\": {\"services\": \"apache\"},"
+           " \"d.test\": {\"services\": null}}}");
+    /* Merged over acmebot's table: replaced, removed, added. */
+    assert_int_equal(cfg->n_services, 12);
+    assert_string_equal(cfg->services[ks_config_service_index(cfg, "nginx")].command,
+                        "/usr/sbin/nginx -s reload");
+    assert_int_equal(ks_config_service_index(cfg, "znc"), -1);
+    int own = ks_config_service_index(cfg, "own");
+    assert_true(own >= 0);
+    assert_string_equal(cfg->services[own].command, "/usr/local/bin/reload 'my service'");
+    /* A certificate's own list, once each; else settings.services. */
+    const ks_cert_config *a = &cfg->certs[0];
+    assert_int_equal(a->n_services, 2);
+    assert_int_equal(a->services[0], (size_t)own);
+    assert_int_equal(a->services[1], (size_t)ks_config_service_index(cfg, "dovecot"));
+    assert_int_equal(cfg->certs[1].n_services, 1);
+    assert_int_equal(cfg->certs[1].services[0], (size_t)ks_config_service_index(cfg, "nginx"));
+    assert_int_equal(cfg->certs[2].n_services, 1);
+    assert_int_equal(cfg->certs[2].services[0], (size_t)ks_config_service_index(cfg, "apache"));
+    assert_int_equal(cfg->certs[3].n_services, 0);
+    ks_config_free(cfg);
+
+    /* Unknown references: the certificate's path, or the settings'. */
+    static const char *const unknown[] = {"certificates[\"a.test\"].services[1]", "\"nope\"",
+                                          NULL};
+    load_fails_all(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"services\": [\"nginx\","
+                      " \"nope\"]}}}", unknown);
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"services\": [\"apache\", \"gone\"]}}",
+               "settings.services[1]");
+    /* A removed default is gone for references too. */
+    load_fails(f, "{" HSM_OK ", \"services\": {\"znc\": null},"
+                  " \"certificates\": {\"a.test\": {\"services\": \"znc\"}}}",
+               "certificates[\"a.test\"].services");
+    load_fails(f, "{" HSM_OK ", \"services\": {\"x\": \"reload 'x\"}}", "services.x");
+    load_fails(f, "{" HSM_OK ", \"services\": {\"x\": [\"systemctl\"]}}", "services.x");
+    load_fails(f, "{" HSM_OK ", \"services\": {\"a/b\": \"x\"}}", "services[\"a/b\"]");
+    load_fails(f, "{" HSM_OK ", \"services\": [\"nginx\"]}", ": services: expected an object");
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"services\": [5]}}}",
+               "certificates[\"a.test\"].services[0]");
+}
+
+static void test_hpkp_headers(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"hpkp_headers\": {\"apache\": null,"
+           " \"nginx\": \"more_set_headers \\\"Public-Key-Pins: {header}\\\"; # {key_name} {{}}\\n\","
+           " \"caddy\": \"header Public-Key-Pins \\\"{header}\\\" # {server} {name}\\n\"}}");
+    assert_int_equal(cfg->n_hpkp_headers, 2);
+    assert_string_equal(cfg->hpkp_headers[0].server, "nginx");
+    assert_string_equal(cfg->hpkp_headers[0].tmpl,
+                        "more_set_headers \"Public-Key-Pins: {header}\"; # {key_name} {{}}\n");
+    assert_string_equal(cfg->hpkp_headers[1].server, "caddy");
+    ks_config_free(cfg);
+
+    static const char *const unknown[] = {"hpkp_headers.nginx", "{pins}",
+                                          "{header} {key_name} {name} {server}", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"hpkp_headers\": {\"nginx\": \"add_header X {pins};\"}}",
+                   unknown);
+    load_fails(f, "{" HSM_OK ", \"hpkp_headers\": {\"nginx\": \"add_header X {header;\"}}",
+               "hpkp_headers.nginx");
+    load_fails(f, "{" HSM_OK ", \"hpkp_headers\": {\"nginx\": \"a } b\"}}", "hpkp_headers.nginx");
+    load_fails(f, "{" HSM_OK ", \"hpkp_headers\": {\"nginx\": 1}}", "hpkp_headers.nginx");
+    load_fails(f, "{" HSM_OK ", \"hpkp_headers\": {\"ng inx\": \"{header}\"}}",
+               "hpkp_headers[\"ng inx\"]");
+}
+
+/* A P-256 public key that is nobody's log, and its SHA-256. */
+#define CT_KEY                                                                                     \
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE6Tx2p1yKY4015NyIYvdrk36es0uAc1zA4PQ+TGRY+3ZjUTIYY9Wyu+3q" \
+    "/147JG4vNVKLtDWarZwVqGkg6lAYzA=="
+#define CT_KEY_ID "sh4FzIuizYogTodm+Su5iiUgZ2va+nDnsklTLe+LkF4="
+
+static void test_ct_logs(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"settings\": {\"ct_submit_logs\": [\"sharded\", \"google_pilot\"]},"
+           " \"ct_logs\": {\"google_icarus\": null,"
+           " \"google_pilot\": {\"url\": \"https://ct.googleapis.com/pilot\","
+           " \"id\": \"pLkJkLQYWBSHuxOizGdwCjw1mAT5G9+443fNDsgN3BA=\"},"
+           " \"sharded\": [{\"url\": \"https://ct.example.test/2024/\", \"key\": \"" CT_KEY "\","
+           " \"log_id\": \"" CT_KEY_ID "\", \"start\": \"2024-01-01T00:00:00Z\","
+           " \"end\": \"2025-01-01T00:00Z\"},"
+           " {\"url\": \"http://ct.example.test/2025/\", \"key\": \"" CT_KEY "\"}]},"
+           " \"certificates\": {\"a.test\": null, \"b.test\": {\"ct_submit_logs\": \"google_pilot\"},"
+           " \"c.test\": {\"ct_submit_logs\": []}}}");
+    /* google_icarus removed; google_pilot replaced by its README form (ID only). */
+    assert_int_equal(cfg->n_ct_logs, 3);
+    const ks_ct_log *pilot = &cfg->ct_logs[0];
+    assert_string_equal(pilot->name, "google_pilot");
+    assert_null(pilot->key_der);
+    assert_int_equal(pilot->key_len, 0);
+    assert_int_equal(pilot->id[0], 0xa4);
+    assert_int_equal(pilot->id[31], 0x10);
+    const ks_ct_log *s0 = &cfg->ct_logs[1], *s1 = &cfg->ct_logs[2];
+    assert_string_equal(s0->name, "sharded");
+    assert_string_equal(s1->name, "sharded");
+    assert_non_null(s0->key_der);
+    assert_int_equal(s0->key_len, 91);
+    assert_int_equal(s0->id[0], 0xb2); /* "sh4F..." */
+    assert_memory_equal(s0->id, s1->id, 32);
+    assert_int_equal(s0->start, 1704067200); /* 2024-01-01T00:00:00Z */
+    assert_int_equal(s0->end, 1735689600);   /* 2025-01-01T00:00Z */
+    assert_int_equal(s1->start, 0);
+    assert_string_equal(s1->url, "http://ct.example.test/2025/");
+    /* Every shard of each named log. */
+    const ks_cert_config *a = &cfg->certs[0];
+    assert_int_equal(a->n_ct_logs, 3);
+    assert_int_equal(a->ct_logs[0], 1);
+    assert_int_equal(a->ct_logs[1], 2);
+    assert_int_equal(a->ct_logs[2], 0);
+    assert_int_equal(cfg->certs[1].n_ct_logs, 1);
+    assert_int_equal(cfg->certs[1].ct_logs[0], 0);
+    assert_int_equal(cfg->certs[2].n_ct_logs, 0);
+    ks_config_free(cfg);
+
+    /* Unknown log names: at the certificate's path, or the settings'. */
+    static const char *const unknown[] = {"certificates[\"a.test\"].ct_submit_logs[1]",
+                                          "\"google_argon\"", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"ct_submit_logs\":"
+                      " [\"google_pilot\", \"google_argon\"]}}}", unknown);
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"ct_submit_logs\": [\"nope\"]}}",
+               "settings.ct_submit_logs[0]");
+    /* Removing a default that settings still submits to. */
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"google_icarus\": null}}",
+               "settings.ct_submit_logs[0]");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"url\": \"https://x.test/\","
+                  " \"key\": \"bm90IGEga2V5\"}}}", "ct_logs.x.key");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"url\": \"https://x.test/\","
+                  " \"key\": \"not base64!\"}}}", "ct_logs.x.key");
+    static const char *const mismatch[] = {"ct_logs.x.log_id", "SHA-256", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"url\": \"https://x.test/\","
+                      " \"key\": \"" CT_KEY "\","
+                      " \"log_id\": \"pLkJkLQYWBSHuxOizGdwCjw1mAT5G9+443fNDsgN3BA=\"}}}",
+                   mismatch);
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"url\": \"https://x.test/\", \"id\": \"AAAA\"}}}",
+               "ct_logs.x.id");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"url\": \"https://x.test/\"}}}",
+               "ct_logs.x: give the log's \"key\"");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"key\": \"" CT_KEY "\"}}}",
+               "ct_logs.x: \"url\" is required");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": {\"url\": \"ftp://x.test/\", \"key\": \"" CT_KEY "\"}}}",
+               "ct_logs.x.url");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": [{\"url\": \"https://x.test/\","
+                  " \"key\": \"" CT_KEY "\", \"start\": \"2024-02-30T00:00:00Z\"}]}}",
+               "ct_logs.x[0].start");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": [{\"url\": \"https://x.test/\","
+                  " \"key\": \"" CT_KEY "\", \"start\": \"2024-02-01T00:00:00Z\","
+                  " \"end\": \"2024-01-01T00:00:00Z\"}]}}",
+               "ct_logs.x[0]: \"end\" must be after");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": []}}", "ct_logs.x");
+    load_fails(f, "{" HSM_OK ", \"ct_logs\": {\"x\": \"https://x.test/\"}}", "ct_logs.x");
+}
+
+static void test_authorizations(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(f, "{" HSM_OK ", \"authorizations\": {\"Example.Test\": [\"@\", \"WWW\","
+                                " \"*\"], \"other.test\": \"mail\"}}");
+    assert_int_equal(cfg->n_authorizations, 2);
+    assert_string_equal(cfg->authorizations[0].name, "example.test");
+    assert_int_equal(cfg->authorizations[0].n_fqdns, 3);
+    assert_string_equal(cfg->authorizations[0].fqdns[0], "example.test");
+    assert_string_equal(cfg->authorizations[0].fqdns[1], "www.example.test");
+    assert_string_equal(cfg->authorizations[0].fqdns[2], "*.example.test");
+    assert_string_equal(cfg->authorizations[1].name, "other.test");
+    assert_int_equal(cfg->authorizations[1].n_fqdns, 1);
+    assert_string_equal(cfg->authorizations[1].fqdns[0], "mail.other.test");
+    ks_config_free(cfg);
+
+    load_fails(f, "{" HSM_OK ", \"authorizations\": {\"@\": [\"www\"]}}",
+               "authorizations[\"@\"]");
+    load_fails(f, "{" HSM_OK ", \"authorizations\": {\"a.test\": [\"@\", \"bad_host\"]}}",
+               "authorizations[\"a.test\"][1]");
+    load_fails(f, "{" HSM_OK ", \"authorizations\": {\"a.test\": [\"www\", \"WWW\"]}}",
+               "listed twice");
+    load_fails(f, "{" HSM_OK ", \"authorizations\": {\"a.test\": 5}}",
+               "authorizations[\"a.test\"]: expected a list");
+    load_fails(f, "{" HSM_OK ", \"authorizations\": [\"a.test\"]}", ": authorizations: ");
+}
+
+/* Loads with standard error captured at the info level (notices). */
+static ks_config *load_ok_verbose(const fixture *f, const char *config, char *text, size_t cap)
+{
+    ks_log_set_level(KS_LOG_INFO);
+    ks_config *cfg = load_ok_capturing(f, config, text, cap);
+    ks_log_set_level(KS_LOG_WARN);
+    return cfg;
+}
+
+static void test_key_settings(void **state)
+{
+    fixture *f = *state;
+    char text[8192];
+    ks_config *cfg = load_ok_verbose(
+        f, "{" HSM_OK ", \"settings\": {\"hpkp_days\": 10, \"key_cipher\": \"aes256\","
+           " \"hpkp_report_uri\": \"https://r.test/\"},"
+           " \"certificates\": {\"a.test\": {\"expiration_days\": null, \"auto_rollover\": true,"
+           " \"hpkp_days\": 90, \"pin_subdomains\": false, \"hpkp_report_uri\": null,"
+           " \"key_passphrase\": true}, \"b.test\": null},"
+           " \"private_keys\": {\"shared\": {\"expiration_days\": 365, \"key_provided\": true,"
+           " \"key_passphrase\": \"secret\","
+           " \"certificates\": {\"c.test\": null, \"d.test\": null}}}}",
+        text, sizeof(text));
+    assert_int_equal(cfg->n_keys, 3);
+    const ks_key_config *a = &cfg->keys[0], *b = &cfg->keys[1], *shared = &cfg->keys[2];
+    assert_string_equal(a->name, "a.test");
+    assert_int_equal(a->expiration_days, 0);
+    assert_int_equal(a->auto_rollover, 1);
+    assert_int_equal(a->hpkp_days, 90);
+    assert_int_equal(a->pin_subdomains, 0);
+    assert_null(a->hpkp_report_uri);
+    /* A key without its own: the settings'. */
+    assert_int_equal(b->expiration_days, 730);
+    assert_int_equal(b->hpkp_days, 10);
+    assert_int_equal(b->pin_subdomains, 1);
+    assert_string_equal(b->hpkp_report_uri, "https://r.test/");
+    assert_string_equal(shared->name, "shared");
+    assert_int_equal(shared->expiration_days, 365);
+    assert_int_equal(shared->hpkp_days, 10);
+    /* One notice per load, however many keys name a cipher or passphrase. */
+    assert_int_equal(count_substr(text, "key_cipher/key_passphrase are ignored"), 1);
+    assert_non_null(strstr(text, "keys are generated in the token and never written to disk; "
+                                 "the token PIN protects them"));
+    assert_int_equal(count_substr(text, "key_provided is ignored"), 1);
+    assert_non_null(strstr(text, "private_keys.shared.key_provided"));
+    ks_config_free(cfg);
+
+    /* Key settings belong to the key: in a private_keys certificate they
+     * are unknown keys (warned about, not applied). */
+    cfg = load_ok_capturing(f, "{" HSM_OK ", \"private_keys\": {\"k\": {\"certificates\":"
+                               " {\"c.test\": {\"hpkp_days\": 5}}}}}", text, sizeof(text));
+    assert_int_equal(cfg->keys[0].hpkp_days, 60);
+    assert_non_null(strstr(text, "private_keys.k.certificates[\"c.test\"].hpkp_days: unknown key"));
+    ks_config_free(cfg);
+
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"hpkp_days\": \"60\"}}}",
+               "certificates[\"a.test\"].hpkp_days");
+    load_fails(f, "{" HSM_OK ", \"private_keys\": {\"k\": {\"auto_rollover\": 1,"
+                  " \"certificates\": {\"c.test\": null}}}}", "private_keys.k.auto_rollover");
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"hpkp_report_uri\": \"r\"}}}",
+               "certificates[\"a.test\"].hpkp_report_uri");
+}
+
+static void test_cert_settings(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": 3072, \"ocsp_must_staple\": true,"
+           " \"ocsp_responder_urls\": [\"http://o1.test\", \"https://o2.test/x\"]},"
+           " \"certificates\": {\"a.test\": {\"dhparam_size\": 8192, \"ecparam_curve\": \"secp521r1\","
+           " \"ocsp_must_staple\": false, \"ocsp_responder_urls\": null},"
+           " \"b.test\": {\"dhparam_size\": null, \"ecparam_curve\": null}, \"c.test\": null}}");
+    const ks_cert_config *a = &cfg->certs[0], *b = &cfg->certs[1], *c = &cfg->certs[2];
+    assert_int_equal(a->dhparam_size, 8192);
+    assert_int_equal(a->ecparam_curve, NID_secp521r1);
+    assert_int_equal(a->ocsp_must_staple, 0);
+    assert_int_equal(a->n_ocsp_responder_urls, 0);
+    assert_int_equal(b->dhparam_size, 0);
+    assert_int_equal(b->ecparam_curve, 0);
+    assert_int_equal(c->dhparam_size, 3072);
+    assert_int_equal(c->ecparam_curve, NID_secp384r1);
+    assert_int_equal(c->ocsp_must_staple, 1);
+    assert_int_equal(c->n_ocsp_responder_urls, 2);
+    assert_string_equal(c->ocsp_responder_urls[1], "https://o2.test/x");
+    ks_config_free(cfg);
+
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"dhparam_size\": 1024}}}",
+               "certificates[\"a.test\"].dhparam_size");
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"ecparam_curve\": \"p-256\"}}}",
+               "certificates[\"a.test\"].ecparam_curve");
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"ocsp_must_staple\": null}}}",
+               "certificates[\"a.test\"].ocsp_must_staple");
+    load_fails(f, "{" HSM_OK ", \"private_keys\": {\"k\": {\"certificates\": {\"c.test\":"
+                  " {\"ocsp_responder_urls\": [\"x\"]}}}}}",
+               "private_keys.k.certificates[\"c.test\"].ocsp_responder_urls[0]");
+}
+
+static void test_verify(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"settings\": {\"verify\": [443, {\"port\": 25, \"starttls\": \"smtp\","
+           " \"hosts\": [\"mail.a.test\"], \"key_types\": \"rsa\"}]},"
+           " \"certificates\": {"
+           " \"a.test\": {\"alt_names\": {\"a.test\": [\"@\", \"*\", \"mail\"]}},"
+           " \"b.test\": {\"key_types\": [\"ecdsa\"]},"
+           " \"c.test\": {\"alt_names\": {\"c.test\": [\"@\", \"smtp\"]}, \"verify\": ["
+           " {\"port\": 443, \"protocol\": \"http\"},"
+           " {\"port\": \"587\", \"starttls\": \"smtp\", \"hosts\": \"SMTP.c.test\", \"key_types\": \"rsa\"},"
+           " 993]},"
+           " \"d.test\": {\"verify\": null}}}");
+    assert_int_equal(cfg->n_verify, 2);
+    assert_int_equal(cfg->verify[0].port, 443);
+    assert_int_equal(cfg->verify[0].n_hosts, 0); /* all, per certificate */
+    assert_int_equal(cfg->verify[1].starttls, KS_STARTTLS_SMTP);
+
+    /* a.test: settings' targets; hosts default to its non-wildcard names. */
+    const ks_cert_config *a = &cfg->certs[0];
+    assert_int_equal(a->n_verify, 2);
+    assert_int_equal(a->verify[0].port, 443);
+    assert_int_equal(a->verify[0].starttls, KS_STARTTLS_NONE);
+    assert_int_equal(a->verify[0].protocol, KS_VERIFY_PROTOCOL_NONE);
+    assert_int_equal(a->verify[0].n_hosts, 2);
+    assert_string_equal(a->verify[0].hosts[0], "a.test");
+    assert_string_equal(a->verify[0].hosts[1], "mail.a.test");
+    assert_int_equal(a->verify[0].n_key_types, 2);
+    assert_int_equal(a->verify[1].port, 25);
+    assert_int_equal(a->verify[1].n_hosts, 1);
+    assert_string_equal(a->verify[1].hosts[0], "mail.a.test");
+    assert_int_equal(a->verify[1].n_key_types, 1);
+    assert_int_equal(a->verify[1].key_types[0], KS_KEY_RSA);
+    assert_string_equal(ks_starttls_name(a->verify[1].starttls), "smtp");
+    assert_null(ks_starttls_name(KS_STARTTLS_NONE));
+    /* b.test: the port 25 target names neither its host nor its key type. */
+    const ks_cert_config *b = &cfg->certs[1];
+    assert_int_equal(b->n_verify, 1);
+    assert_int_equal(b->verify[0].port, 443);
+    assert_int_equal(b->verify[0].n_key_types, 1);
+    assert_int_equal(b->verify[0].key_types[0], KS_KEY_ECDSA);
+    /* c.test: its own targets replace the settings'. */
+    const ks_cert_config *c = &cfg->certs[2];
+    assert_int_equal(c->n_verify, 3);
+    assert_int_equal(c->verify[0].protocol, KS_VERIFY_PROTOCOL_HTTP);
+    assert_int_equal(c->verify[0].n_hosts, 2);
+    assert_int_equal(c->verify[1].port, 587);
+    assert_int_equal(c->verify[1].n_hosts, 1);
+    assert_string_equal(c->verify[1].hosts[0], "smtp.c.test");
+    assert_int_equal(c->verify[2].port, 993);
+    assert_int_equal(cfg->certs[3].n_verify, 0);
+    ks_config_free(cfg);
+
+    static const char *const host[] = {"certificates[\"a.test\"].verify[0].hosts",
+                                       "\"b.test\" is not an alt name", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"verify\": [{\"port\": 1,"
+                      " \"hosts\": [\"a.test\", \"b.test\"]}]}}}", host);
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"key_types\": \"ecdsa\","
+                  " \"verify\": {\"port\": 1, \"key_types\": [\"rsa\"]}}}}",
+               "certificates[\"a.test\"].verify.key_types");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [443, 70000]}}", "settings.verify[1]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"port\": \"25x\"}]}}",
+               "settings.verify[0].port");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"port\": \"0\"}]}}",
+               "settings.verify[0].port");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"starttls\": \"smtp\"}]}}",
+               "settings.verify[0]: \"port\" is required");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"port\": 25, \"starttls\": \"smtps\"}]}}",
+               "settings.verify[0].starttls");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"port\": 443, \"protocol\": \"https\"}]}}",
+               "settings.verify[0].protocol");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"port\": 443, \"hosts\": [\"*.a.test\"]}]}}",
+               "settings.verify[0].hosts[0]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": [{\"port\": 443, \"key_types\": [\"dsa\"]}]}}",
+               "settings.verify[0].key_types[0]");
+    load_fails(f, "{" HSM_OK ", \"settings\": {\"verify\": \"443\"}}", "settings.verify");
+}
+
+static void test_tlsa_records(void **state)
+{
+    fixture *f = *state;
+    ks_config *cfg = load_ok(
+        f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"alt_names\": {\"a.test\": [\"@\", \"www\"]},"
+           " \"tlsa_records\": {\"A.Test.\": [\"@\", {\"host\": \"www\", \"port\": 8443,"
+           " \"usage\": \"dane-ee\", \"selector\": \"cert\", \"protocol\": \"udp\", \"ttl\": 60},"
+           " {\"port\": 25}], \"@\": \"mail\"}}}}");
+    const ks_cert_config *c = &cfg->certs[0];
+    assert_int_equal(c->n_tlsa_records, 4);
+    const ks_tlsa_record *r = &c->tlsa_records[0];
+    assert_string_equal(r->zone, "a.test");
+    assert_string_equal(r->host, "a.test");
+    assert_int_equal(r->port, 443);
+    assert_int_equal(r->usage, KS_TLSA_USAGE_PKIX_EE);
+    assert_int_equal(r->selector, KS_TLSA_SELECTOR_SPKI);
+    assert_string_equal(r->protocol, "tcp");
+    assert_int_equal(r->ttl, 300);
+    r = &c->tlsa_records[1];
+    assert_string_equal(r->host, "www.a.test");
+    assert_int_equal(r->port, 8443);
+    assert_int_equal(r->usage, KS_TLSA_USAGE_DANE_EE);
+    assert_int_equal(r->selector, KS_TLSA_SELECTOR_CERT);
+    assert_string_equal(r->protocol, "udp");
+    assert_int_equal(r->ttl, 60);
+    r = &c->tlsa_records[2]; /* host defaults to "@" */
+    assert_string_equal(r->host, "a.test");
+    assert_int_equal(r->port, 25);
+    r = &c->tlsa_records[3]; /* zone "@": the common name */
+    assert_string_equal(r->zone, "a.test");
+    assert_string_equal(r->host, "mail.a.test");
+    ks_config_free(cfg);
+
+#define TLSA(x) "{" HSM_OK ", \"certificates\": {\"a.test\": {\"tlsa_records\": " x "}}}"
+    load_fails(f, TLSA("{\"a.test\": [{\"usage\": \"dane\"}]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][0].usage");
+    load_fails(f, TLSA("{\"a.test\": [{\"selector\": \"key\"}]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][0].selector");
+    load_fails(f, TLSA("{\"a.test\": [{\"protocol\": \"quic\"}]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][0].protocol");
+    load_fails(f, TLSA("{\"a.test\": [{\"port\": 0}]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][0].port");
+    load_fails(f, TLSA("{\"a.test\": [{\"ttl\": -1}]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][0].ttl");
+    load_fails(f, TLSA("{\"a.test\": [\"@\", {\"host\": \"@\", \"port\": 443}]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][1]: the record");
+    load_fails(f, TLSA("{\"a.test\": [\"bad host\"]}"),
+               "certificates[\"a.test\"].tlsa_records[\"a.test\"][0]");
+    load_fails(f, TLSA("{\"*.a.test\": [\"@\"]}"),
+               "certificates[\"a.test\"].tlsa_records[\"*.a.test\"]");
+    load_fails(f, TLSA("{\"a.test\": [5]}"), "certificates[\"a.test\"].tlsa_records[\"a.test\"][0]");
+    load_fails(f, TLSA("[\"a.test\"]"), "certificates[\"a.test\"].tlsa_records: expected an object");
+#undef TLSA
+}
+
+/* ---- full_key: one warning per load, only when asked for ----------------- */
+
+static void test_full_key_warning(void **state)
+{
+    fixture *f = *state;
+    char text[8192];
+    /* acmebot's defaults (directories.full_key is /etc/ssl/private): quiet. */
+    ks_config *cfg = load_ok_capturing(f, "{" HSM_OK "}", text, sizeof(text));
+    assert_string_equal(cfg->dir_full_key, "/etc/ssl/private");
+    assert_int_equal(count_substr(text, "full_key"), 0);
+    ks_config_free(cfg);
+    /* All three ask for it: still one warning, naming each. */
+    cfg = load_ok_capturing(f,
+                            "{" HSM_OK ", \"directories\": {\"full_key\": \"/srv/full\"},"
+                            " \"file_names\": {\"full_key\": \"{name}.full\"},"
+                            " \"hooks\": {\"full_key_installed\": \"/bin/x {full_key_file}\"}}",
+                            text, sizeof(text));
+    assert_int_equal(count_substr(text, "full_key outputs"), 1);
+    assert_non_null(strstr(text, "directories.full_key, file_names.full_key, "
+                                 "hooks.full_key_installed: full_key outputs (certificate with "
+                                 "its private key) cannot exist: the key never leaves the token; "
+                                 "directories.full_key is ignored — set it to null to silence "
+                                 "this"));
+    ks_config_free(cfg);
+    /* Set to null: silent, even with a file name. */
+    cfg = load_ok_capturing(f, "{" HSM_OK ", \"directories\": {\"full_key\": null},"
+                               " \"file_names\": {\"full_key\": \"{name}.full\"}}",
+                            text, sizeof(text));
+    assert_null(cfg->dir_full_key);
+    assert_int_equal(count_substr(text, "full_key"), 0);
+    ks_config_free(cfg);
+    /* The hook alone still warns, once. */
+    cfg = load_ok_capturing(f, "{" HSM_OK ", \"directories\": {\"full_key\": null},"
+                               " \"hooks\": {\"full_key_installed\": \"/bin/x\"}}",
+                            text, sizeof(text));
+    assert_int_equal(count_substr(text, "full_key outputs"), 1);
+    assert_int_equal(count_substr(text, "hooks.full_key_installed"), 2);
+    ks_config_free(cfg);
+}
+
+/* ---- conflicting definitions, references --------------------------------- */
+
+static void test_conflicting_definitions(void **state)
+{
+    fixture *f = *state;
+    /* acmebot: a name in both certificates and private_keys is an error. */
+    static const char *const both[] = {"private_keys[\"a.test\"]",
+                                       "also defined in \"certificates\"", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"certificates\": {\"a.test\": null},"
+                      " \"private_keys\": {\"a.test\": {\"certificates\": {\"b.test\": null}}}}",
+                   both);
+    /* A private key's certificate named like a certificates entry. */
+    load_fails(f, "{" HSM_OK ", \"certificates\": {\"a.test\": null},"
+                  " \"private_keys\": {\"k\": {\"certificates\": {\"a.test\": null}}}}",
+               "private_keys.k.certificates[\"a.test\"]: certificate \"a.test\" is defined twice");
+    /* Two private keys holding one certificate. */
+    load_fails(f, "{" HSM_OK ", \"private_keys\": {\"k\": {\"certificates\": {\"a.test\": null}},"
+                  " \"j\": {\"certificates\": {\"a.test\": null}}}}",
+               "private_keys.j.certificates[\"a.test\"]");
+    /* The tenant "default" is the hsm section's. */
+    load_fails(f, "{" HSM_OK ", \"tenants\": {\"default\": {\"token\": \"x\", \"pin_env\": \"P\"}}}",
+               "tenants.default");
+    /* An unknown tenant. */
+    static const char *const tenant[] = {"certificates[\"a.test\"].tenant", "\"other\"", NULL};
+    load_fails_all(f, "{" HSM_OK ", \"certificates\": {\"a.test\": {\"tenant\": \"other\"}}}",
+                   tenant);
+}
+
+/* ---- acmebot's README examples ------------------------------------------- */
+
+/* The fixtures are acmebot's README examples and its full example
+ * configuration, each with an "hsm" section added: keysvc keeps the keys in
+ * a PKCS#11 token and needs to know which.  They are found beside this
+ * file (__FILE__ is absolute: CMake passes absolute source paths). */
+static void fixture_path(char *out, size_t cap, const char *name)
+{
+    const char *slash = strrchr(__FILE__, '/');
+    snprintf(out, cap, "%.*s/configs/%s", slash ? (int)(slash - __FILE__) : 1,
+             slash ? __FILE__ : ".", name);
+}
+
+static ks_config *load_fixture(const char *name)
+{
+    char path[PATH_MAX];
+    ks_err err = {{0}};
+    fixture_path(path, sizeof(path), name);
+    ks_config *cfg = ks_config_load(path, &err);
+    if (cfg == NULL)
+        fail_msg("%s: %s", name, err.msg);
+    return cfg;
+}
+
+/* A fixture's text (caller frees). */
+static char *fixture_text(const char *name)
+{
+    char path[PATH_MAX];
+    ks_err err = {{0}};
+    size_t len = 0;
+    fixture_path(path, sizeof(path), name);
+    char *text = ks_read_file(path, 1 << 20, &len, &err);
+    if (text == NULL)
+        fail_msg("%s: %s", path, err.msg);
+    return text;
+}
+
+static void test_readme_examples(void **state)
+{
+    (void)state;
+    ks_config *cfg = load_fixture("acmebot_basic.json");
+    assert_string_equal(cfg->account_email, "admin@example.com");
+    assert_int_equal(cfg->n_certs, 1);
+    assert_string_equal(cfg->certs[0].common_name, "example.com");
+    assert_int_equal(cfg->certs[0].n_alt_names, 2);
+    assert_string_equal(cfg->certs[0].alt_names[1], "www.example.com");
+    assert_int_equal(cfg->certs[0].n_key_types, 2);
+    assert_int_equal(ks_config_challenge(cfg, "www.example.com"), KS_CHALLENGE_NONE);
+    ks_config_free(cfg);
+
+    cfg = load_fixture("acmebot_http_challenges.json");
+    assert_int_equal(cfg->n_http_challenges, 2);
+    assert_string_equal(ks_config_webroot(cfg, "www.example.com"),
+                        "/var/www/htdocs/.well-known/acme-challenge");
+    assert_int_equal(ks_config_challenge(cfg, "example.com"), KS_CHALLENGE_HTTP01);
+    ks_config_free(cfg);
+
+    cfg = load_fixture("acmebot_mixed.json");
+    assert_int_equal(ks_config_challenge(cfg, "www.example.com"), KS_CHALLENGE_HTTP01);
+    assert_int_equal(ks_config_challenge(cfg, "mail.example.com"), KS_CHALLENGE_DNS01);
+    char *dir = ks_config_http_dir_new(cfg, "www.example.com");
+    assert_non_null(dir);
+    assert_string_equal(dir, "/var/www/example.com/www/.well-known/acme-challenge");
+    free(dir);
+    ks_config_free(cfg);
+
+    cfg = load_fixture("acmebot_private_keys.json");
+    assert_int_equal(cfg->n_keys, 1);
+    assert_int_equal(cfg->n_certs, 2);
+    assert_int_equal(cfg->keys[0].n_key_types, 2);
+    assert_int_equal(cfg->keys[0].expiration_days, 730);
+    const ks_cert_config *ex = &cfg->certs[0], *mail = &cfg->certs[1];
+    assert_int_equal(ex->n_key_types, 1); /* RSA only */
+    assert_int_equal(ex->key_types[0], KS_KEY_RSA);
+    assert_int_equal(ex->ocsp_must_staple, 1);
+    assert_int_equal(ex->ecparam_curve, NID_secp521r1);
+    assert_int_equal(ex->n_services, 1);
+    assert_string_equal(cfg->services[ex->services[0]].name, "nginx");
+    assert_int_equal(ex->n_verify, 1);
+    assert_int_equal(ex->verify[0].port, 443);
+    assert_int_equal(mail->n_key_types, 2);
+    assert_int_equal(mail->n_services, 2);
+    assert_string_equal(cfg->services[mail->services[1]].name, "postfix");
+    ks_config_free(cfg);
+
+    cfg = load_fixture("acmebot_tlsa.json");
+    assert_int_equal(cfg->certs[0].n_tlsa_records, 2);
+    assert_int_equal(cfg->certs[1].n_tlsa_records, 3);
+    assert_string_equal(cfg->certs[1].tlsa_records[1].host, "smtp.example.com");
+    assert_int_equal(cfg->certs[1].tlsa_records[1].port, 25);
+    assert_int_equal(cfg->certs[1].tlsa_records[1].usage, KS_TLSA_USAGE_DANE_EE);
+    assert_int_equal(cfg->certs[1].tlsa_records[2].port, 587);
+    ks_config_free(cfg);
+
+    cfg = load_fixture("acmebot_sections.json");
+    assert_string_equal(cfg->file_group, "ssl-cert");
+    assert_string_equal(cfg->dir_log, "/var/log/acmebot");
+    assert_string_equal(cfg->fn_log, "acmebot.log");
+    assert_int_equal(cfg->n_services, 12);
+    assert_int_equal(cfg->n_authorizations, 1);
+    assert_int_equal(cfg->authorizations[0].n_fqdns, 2);
+    assert_int_equal(cfg->n_ct_logs, 2);
+    assert_null(cfg->ct_logs[0].key_der); /* the README's logs give IDs only */
+    const ks_cert_config *c = &cfg->certs[0];
+    assert_int_equal(c->n_verify, 3);
+    assert_int_equal(c->verify[0].protocol, KS_VERIFY_PROTOCOL_HTTP);
+    assert_int_equal(c->verify[1].starttls, KS_STARTTLS_SMTP);
+    assert_string_equal(c->verify[1].hosts[0], "smtp.example.com");
+    assert_int_equal(c->verify[2].port, 993);
+    assert_int_equal(c->n_ct_logs, 2);
+    ks_config_free(cfg);
+}
+
+/* acmebot.example.json with its placeholders filled in.  Its TSIG key
+ * files must load, so it is copied into the test's directory and its
+ * directories.update_key is the relative "update_keys" (the only value
+ * that is not acmebot's). */
+static void test_acmebot_full_example(void **state)
+{
+    fixture *f = *state;
+    char text[16384];
+    write_key_file(f, "update_keys/example.com.key", "hmac-sha256");
+    write_key_file(f, "update_keys/example.net.key", "hmac-sha512");
+    char *config = fixture_text("acmebot_full.json");
+    ks_config *cfg = load_ok_capturing(f, config, text, sizeof(text));
+    free(config);
+    /* directories.full_key is set explicitly: the one warning. */
+    assert_int_equal(count_substr(text, "full_key outputs"), 1);
+    assert_int_equal(count_substr(text, "unknown key"), 0);
+    assert_int_equal(cfg->n_certs, 2);
+    assert_int_equal(cfg->n_keys, 2);
+    assert_int_equal(cfg->n_zone_keys, 2);
+    assert_int_equal(cfg->n_authorizations, 1);
+    /* 7 logs, 5 of them with 3 or 4 shards, over the 2 defaults. */
+    assert_int_equal(cfg->n_ct_logs, 2 + 4 + 4 + 4 + 1 + 1 + 4 + 4 + 1 + 1 + 3);
+    const ks_cert_config *c = &cfg->certs[0];
+    assert_string_equal(c->name, "example.com");
+    assert_int_equal(c->n_tlsa_records, 2);
+    assert_int_equal(c->n_verify, 2);
+    assert_int_equal(c->verify[1].port, 25);
+    assert_int_equal(c->verify[1].n_hosts, 2);
+    assert_int_equal(c->n_ct_logs, 2);
+    assert_int_equal(cfg->keys[0].hpkp_days, 30);
+    assert_string_equal(cfg->certs[1].name, "example.net");
+    assert_int_equal(cfg->keys[1].hpkp_days, 30);
+    assert_string_equal(cfg->file_user, "root");
+    assert_int_equal(cfg->cert_poll_time, 30);
+    ks_config_free(cfg);
+}
+
+/* ---- keysvc check -------------------------------------------------------- */
+
+static void test_check_main(void **state)
+{
+    fixture *f = *state;
+    char path[PATH_MAX];
+    fixture_path(path, sizeof(path), "acmebot_basic.json");
+    assert_int_equal(ks_check_main(path), 0);
+
+    write_config(f, "{" HSM_OK ", \"settings\": {\"file_user\": \"no-such-user-ks\"}}");
+    assert_int_equal(ks_check_main(f->path), 2);
+    write_config(f, "{" HSM_OK ", \"settings\": {\"log_group\": \"no-such-group-ks\"}}");
+    assert_int_equal(ks_check_main(f->path), 2);
+    /* An output directory under a regular file cannot be made. */
+    write_config(f, "{" HSM_OK ", \"directories\": {\"ocsp\": \"keysvc.json/ocsp\"}}");
+    assert_int_equal(ks_check_main(f->path), 2);
+    /* A configuration that does not load. */
+    write_config(f, "{" HSM_OK ", \"settings\": {\"dhparam_size\": 1000}}");
+    assert_int_equal(ks_check_main(f->path), 2);
+    /* A missing PIN file is an error; users that exist are fine. */
+    write_config(f, "{\"hsm\": {\"token\": \"t\", \"pin_file\": \"no-pin\"},"
+                    " \"settings\": {\"file_user\": \"root\"}}");
+    assert_int_equal(ks_check_main(f->path), 2);
+    write_config(f, "{\"hsm\": {\"token\": \"t\", \"pin_file\": \"keysvc.json\"},"
+                    " \"settings\": {\"file_user\": \"root\"}}");
+    assert_int_equal(ks_check_main(f->path), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1161,6 +2125,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hook_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_challenge_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_challenge_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acmebot_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acmebot_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acmebot_setting_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directories_and_file_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_services, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hpkp_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ct_logs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authorizations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tlsa_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_key_warning, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflicting_definitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readme_examples, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acmebot_full_example, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_main, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
