@@ -64,7 +64,7 @@ fail:
     return NULL;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int ks_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -116,7 +116,7 @@ int ks_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
         return -1;
     }
     const char *step = "write";
-    if (write_all(fd, data, len) < 0)
+    if (ks_write_all(fd, data, len) < 0)
         goto fail;
     step = "chmod";
     if (fchmod(fd, mode) < 0)

@@ -14,6 +14,9 @@
  * refused.  Returns NULL with `err` naming the path on failure. */
 char *ks_read_file(const char *path, size_t max_len, size_t *len, ks_err *err);
 
+/* Writes all of `data`, retrying after EINTR; 0, or -1 with errno. */
+int ks_write_all(int fd, const void *data, size_t len);
+
 /* Writes `data` to `path` so that the file is either the old one or the
  * complete new one, never half-written: a temporary file in the same
  * directory, fsync, fchmod(mode), rename, fsync of the directory.  On failure

@@ -53,22 +53,6 @@ struct ks_txn {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads up to `cap` bytes; the count read, or -1. */
 static ssize_t read_upto(int fd, unsigned char *buf, size_t cap)
 {
@@ -305,7 +289,7 @@ static int injected_failure(int fd, const txn_file *f, unsigned index)
 {
     if (!hook_at("KEYSVC_TEST_TXN_FAIL_AT", index))
         return 0;
-    (void)write_all(fd, f->data, f->len / 2);
+    (void)ks_write_all(fd, f->data, f->len / 2);
     errno = ENOSPC;
     return 1;
 }
@@ -313,7 +297,7 @@ static int injected_failure(int fd, const txn_file *f, unsigned index)
 /* Content, owner, mode, fsync; NULL, or the step that failed (errno set). */
 static const char *fill_temp(int fd, const txn_file *f, unsigned index)
 {
-    if (injected_failure(fd, f, index) || write_all(fd, f->data, f->len) < 0)
+    if (injected_failure(fd, f, index) || ks_write_all(fd, f->data, f->len) < 0)
         return "write";
     /* chown before chmod: a chown may clear mode bits. */
     if (owner_given(f->uid, f->gid) && fchown(fd, f->uid, f->gid) < 0)
@@ -396,7 +380,7 @@ static int copy_regular(const char *src, const struct stat *st, const char *dst)
     ssize_t n;
     int rc = 0;
     while (rc == 0 && (n = read_upto(in, buf, sizeof(buf))) != 0)
-        rc = n < 0 ? -1 : write_all(out, buf, (size_t)n);
+        rc = n < 0 ? -1 : ks_write_all(out, buf, (size_t)n);
     if (rc == 0 && fchown(out, st->st_uid, st->st_gid) < 0 && errno != EPERM)
         rc = -1;
     if (rc == 0 && (fchmod(out, st->st_mode & 07777) < 0 || fsync(out) < 0))
