@@ -695,11 +695,6 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
                                        : check_command(cfg, opts, &err) < 0) ||
         ks_install_resolve_owner(cfg, &run.file_uid, &run.file_gid, &err) < 0)
         goto out;
-    run.reload = calloc(cfg->n_services ? cfg->n_services : 1, 1);
-    if (run.reload == NULL) {
-        ks_fail(&err, "out of memory");
-        goto out;
-    }
     if (opts->random_wait)
         random_wait(cfg);
     /* The signer first, before any network or database: the child must not
@@ -709,6 +704,11 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
         return child_status;
     if (started < 0 || (lock_fd = ks_state_lock(cfg->dir_state, &err)) < 0)
         goto out;
+    run.reload = calloc(cfg->n_services ? cfg->n_services : 1, 1);
+    if (run.reload == NULL) {
+        ks_fail(&err, "out of memory");
+        goto out;
+    }
     /* After the fork: the signer never holds what curl sets up. */
     curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
     if (!curl_ready) {
