@@ -296,6 +296,7 @@ static void test_file_concurrent_lines_whole(void **state)
         if (pid == 0) {
             for (int i = 0; i < LINES; i++)
                 ks_warn("child %d line %d %0200d", c, i, 0);
+            free(path); /* valgrind checks the child's leaks too */
             _exit(0);
         }
     }
