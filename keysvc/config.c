@@ -805,55 +805,9 @@ void ks_config_free(ks_config *cfg)
     free(cfg);
 }
 
-/* Appends src to the PATH_MAX buffer out. */
-static int append_str(char *out, size_t *used, const char *src)
-{
-    size_t n = strlen(src);
-    if (*used + n >= PATH_MAX)
-        return -1;
-    memcpy(out + *used, src, n + 1);
-    *used += n;
-    return 0;
-}
-
 char *ks_config_output_path(const ks_config *cfg, const char *dir, const char *tmpl,
                             const char *name, ks_key_type type, ks_err *err)
 {
-    char file[PATH_MAX];
-    size_t used = 0;
-    file[0] = '\0';
-    for (const char *s = tmpl; *s;) {
-        const char *value = NULL;
-        size_t skip = 0;
-        if (strncmp(s, "{name}", 6) == 0) {
-            value = name;
-            skip = 6;
-        } else if (strncmp(s, "{key_type}", 10) == 0) {
-            value = ks_key_type_name(type);
-            skip = 10;
-        } else if (strncmp(s, "{suffix}", 8) == 0) {
-            value = cfg->suffix[type];
-            skip = 8;
-        } else if (*s == '{') {
-            ks_fail(err, "%s: file name template \"%s\" has an unknown field", cfg->path, tmpl);
-            return NULL;
-        }
-        char one[2] = {*s, '\0'};
-        if (append_str(file, &used, value ? value : one) < 0) {
-            ks_fail(err, "file name from template \"%s\" is too long", tmpl);
-            return NULL;
-        }
-        s += value ? skip : 1;
-    }
-    for (char *c = file; *c; c++)
-        if (*c == '*')
-            *c = '_';
-    if (strchr(file, '/') != NULL) {
-        ks_fail(err, "file name \"%s\" (from template \"%s\") contains '/'", file, tmpl);
-        return NULL;
-    }
-    char *path = ks_strdup_printf("%s/%s", dir, file);
-    if (path == NULL)
-        ks_fail(err, "out of memory");
-    return path;
+    ks_path_fields fields = {.name = name, .key_type = (int)type};
+    return ks_config_path_new(cfg, dir, tmpl, &fields, err);
 }

@@ -186,27 +186,15 @@ static void free_pins(char **pins, size_t n)
     free(pins);
 }
 
-/* acmebot's file name template for HPKP has {server} besides {name}. */
-static char *hpkp_template_new(const char *tmpl, const char *server)
-{
-    const char *at = strstr(tmpl, "{server}");
-    if (at == NULL)
-        return strdup(tmpl);
-    return ks_strdup_printf("%.*s%s%s", (int)(at - tmpl), tmpl, server, at + 8);
-}
-
 static int add_hpkp_server(install_ctx *ic, const ks_hpkp_header *h, const char *header,
                            ks_err *err)
 {
     const ks_config *cfg = ic->run->cfg;
-    char *tmpl = hpkp_template_new(cfg->fn_hpkp, h->server);
-    char *path = NULL, *text = NULL;
+    ks_path_fields fields = {.name = ic->key->name, .key_type = -1, .server = h->server};
+    char *text = NULL;
+    char *path = ks_config_path_new(cfg, cfg->dir_hpkp, cfg->fn_hpkp, &fields, err);
     int rc = -1;
-    if (tmpl == NULL)
-        return ks_fail(err, "out of memory");
-    if (output_path(ic->run, cfg->dir_hpkp, tmpl, ic->key->name, ic->key->key_types[0], &path,
-                    err) == 0 &&
-        ks_hpkp_fill_template(h->tmpl, header, &text, err) == 0) {
+    if (path != NULL && ks_hpkp_fill_template(h->tmpl, header, &text, err) == 0) {
         installed what = {.hook = KS_HOOK_HPKP_HEADER_INSTALLED,
                           .cert_index = SIZE_MAX,
                           .server = h->server,
@@ -216,7 +204,6 @@ static int add_hpkp_server(install_ctx *ic, const ks_hpkp_header *h, const char 
     }
     free(path);
     free(text);
-    free(tmpl);
     return rc;
 }
 
