@@ -100,7 +100,8 @@ static const char *file_label(int level)
 
 /* Formats the message with its control characters as \xNN (see ks_log.h);
  * cut at a whole character when it does not fit. */
-static void format_line(char *out, size_t outsz, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void format_line(char *out, size_t outsz,
+                                                              const char *fmt, va_list ap)
 {
     char raw[LINE_MAX_BYTES];
     vsnprintf(raw, sizeof(raw), fmt, ap);

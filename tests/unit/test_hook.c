@@ -630,8 +630,9 @@ static void test_template_value_is_one_word(void **state)
 static void test_template_field_inside_word(void **state)
 {
     (void)state;
-    static const char *const want[] = {"hook", "--zone=example.test", "_acme-challenge." EVIL,
-                                       "example.testexample.test", "[abc-123_XYZ]"};
+    static const char *const want[] = {"hook", "--zone=example.test",
+                                       ("_acme-challenge." EVIL), "example.testexample.test",
+                                       "[abc-123_XYZ]"};
     expect_template("hook --zone={zone} _acme-challenge.{domain} {zone}{zone} [{challenge}]", want,
                     5);
     /* A template without fields is a plain command. */
