@@ -227,6 +227,27 @@ static void check_root_certs(check_state *st)
     }
 }
 
+/* TLSA records are set by RFC 2136 only: a zone without an update key
+ * would get the same warning at every run (once per zone here). */
+static void check_tlsa_zones(check_state *st)
+{
+    const ks_config *cfg = st->cfg;
+    for (size_t i = 0; i < cfg->n_certs; i++) {
+        const ks_cert_config *c = &cfg->certs[i];
+        for (size_t r = 0; r < c->n_tlsa_records; r++) {
+            const char *zone = c->tlsa_records[r].zone;
+            int said = 0;
+            for (size_t e = 0; e < r && !said; e++)
+                said = strcmp(c->tlsa_records[e].zone, zone) == 0;
+            if (!said && ks_config_zone_key(cfg, zone) == NULL)
+                problem(st, 0,
+                        "certificates[\"%s\"].tlsa_records: zone %s has no key in "
+                        "zone_update_keys: its TLSA records will not be set",
+                        c->name, zone);
+        }
+    }
+}
+
 int ks_check_main(const char *config_path)
 {
     ks_err err = {{0}};
@@ -242,6 +263,7 @@ int ks_check_main(const char *config_path)
     for (size_t i = 0; i < cfg->n_tenants; i++)
         check_pin_source(&st, &cfg->tenants[i]);
     check_root_certs(&st);
+    check_tlsa_zones(&st);
     if (st.errors == 0)
         printf("configuration %s is valid (%zu certificate%s, %zu key%s, %zu tenant%s%s)\n",
                cfg->path, cfg->n_certs, cfg->n_certs == 1 ? "" : "s", cfg->n_keys,

@@ -15,6 +15,7 @@
 #include "ks_testhook.h"
 #include "ks_util.h"
 #include "run.h"
+#include "tlsa.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -274,8 +275,8 @@ static int revoke_key_certificates(ks_run *run, size_t ki, ks_err *err)
     return 0;
 }
 
-/* acmebot's --revoke: the certificates of the named keys are revoked and
- * their files archived; the keys are marked, and the next run rolls them
+/* acmebot's --revoke: the certificates of the named keys are revoked, their
+ * files archived and their TLSA records removed; the keys are marked, and the next run rolls them
  * over (their backups become the primaries) and issues new certificates. */
 static int revoke_keys_selected(ks_run *run)
 {
@@ -288,7 +289,8 @@ static int revoke_keys_selected(ks_run *run)
             continue;
         if (revoke_key_certificates(run, ki, &err) < 0 ||
             store_key_request_rollover(run->db, run->tenant, k->name, &marked, &err) < 0 ||
-            ks_install_archive_certificates(run, ki, &err) < 0) {
+            ks_install_archive_certificates(run, ki, &err) < 0 ||
+            ks_tlsa_remove_key(run, ki, &err) < 0) {
             ks_error("%s", err.msg);
             failures++;
             continue;

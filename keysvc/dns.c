@@ -462,25 +462,22 @@ static int plain_value(const char *value)
     return value[0] != '\0' && strlen(value) <= 255;
 }
 
-/* The update packet for one record, TSIG-signed with the resolver's key. */
-static ldns_pkt *update_pkt_new(ldns_resolver *r, const char *zone, ldns_rr *rr)
+/* The update packet for the records in `updates` (the list stays the
+ * caller's: libldns copies it), TSIG-signed with the resolver's key. */
+static ldns_pkt *update_pkt_new(ldns_resolver *r, const char *zone, const ldns_rr_list *updates)
 {
-    ldns_rr_list *list = ldns_rr_list_new();
     ldns_rdf *zone_rdf = dname_new(zone);
-    ldns_pkt *pkt = NULL;
-    if (list != NULL && zone_rdf != NULL && ldns_rr_list_push_rr(list, rr)) {
-        pkt = ldns_update_pkt_new(zone_rdf, LDNS_RR_CLASS_IN, NULL, list, NULL);
-        zone_rdf = NULL; /* the packet owns it, or it was freed on failure */
-        (void)ldns_rr_list_pop_rr(list);
+    if (zone_rdf == NULL)
+        return NULL;
+    ldns_pkt *pkt = ldns_update_pkt_new(zone_rdf, LDNS_RR_CLASS_IN, NULL, updates, NULL);
+    if (pkt == NULL) {
+        ldns_rdf_deep_free(zone_rdf);
+        return NULL;
     }
-    ldns_rr_list_free(list); /* the list only; rr stays the caller's */
-    ldns_rdf_deep_free(zone_rdf);
-    if (pkt != NULL) {
-        ldns_pkt_set_random_id(pkt);
-        if (ldns_update_pkt_tsig_add(pkt, r) != LDNS_STATUS_OK) {
-            ldns_pkt_free(pkt);
-            pkt = NULL;
-        }
+    ldns_pkt_set_random_id(pkt);
+    if (ldns_update_pkt_tsig_add(pkt, r) != LDNS_STATUS_OK) {
+        ldns_pkt_free(pkt);
+        return NULL;
     }
     return pkt;
 }
@@ -528,30 +525,160 @@ static void wipe_resolver_key(ldns_resolver *r)
         OPENSSL_cleanse(copy, strlen(copy));
 }
 
-int ks_dns_update_txt(const ks_dns *d, const ks_dns_server *server, const ks_tsig_key *key,
-                      const char *zone, const char *name, const char *value, int ttl, int add,
-                      ks_err *err)
+/* Signs and sends the update of `zone` made of `updates` to `server`. */
+static int send_signed_update(const ks_dns *d, const ks_dns_server *server,
+                              const ks_tsig_key *key, const char *zone,
+                              const ldns_rr_list *updates, ks_err *err)
 {
     char label[64];
     ks_dns_server_str(server, label, sizeof(label));
-    if (!plain_value(value))
-        return ks_fail(err, "TXT value for %s has characters that need quoting", name);
     ldns_resolver *r = resolver_for(d, server, 0);
-    ldns_rr *rr = update_rr_new(name, value, ttl, add);
     ldns_pkt *pkt = NULL;
     int rc = -1;
-    if (r != NULL && rr != NULL) {
+    if (r != NULL) {
         set_resolver_key(r, key);
-        pkt = update_pkt_new(r, zone, rr);
+        pkt = update_pkt_new(r, zone, updates);
     }
     if (pkt != NULL)
         rc = send_update(r, pkt, label, err);
     else
-        ks_fail(err, "building the update for %s (key %s, algorithm %s)", name, key->name,
+        ks_fail(err, "building the update of zone %s (key %s, algorithm %s)", zone, key->name,
                 key->algorithm);
     wipe_resolver_key(r);
     ldns_pkt_free(pkt);
-    ldns_rr_free(rr);
     ldns_resolver_deep_free(r);
+    return rc;
+}
+
+int ks_dns_update_txt(const ks_dns *d, const ks_dns_server *server, const ks_tsig_key *key,
+                      const char *zone, const char *name, const char *value, int ttl, int add,
+                      ks_err *err)
+{
+    if (!plain_value(value))
+        return ks_fail(err, "TXT value for %s has characters that need quoting", name);
+    ldns_rr *rr = update_rr_new(name, value, ttl, add);
+    ldns_rr_list *list = ldns_rr_list_new();
+    int rc = -1;
+    if (rr == NULL || list == NULL || !ldns_rr_list_push_rr(list, rr))
+        ks_fail(err, "building the update for %s", name);
+    else
+        rc = send_signed_update(d, server, key, zone, list, err);
+    ldns_rr_list_free(list); /* the list only: rr is freed below */
+    ldns_rr_free(rr);
+    return rc;
+}
+
+/* ------------------------------------------------------------ TLSA */
+
+/* "usage selector matching hex" of a TLSA record, the digest in lower
+ * case, as keysvc writes it.  Caller frees. */
+static char *tlsa_text_new(const ldns_rr *rr)
+{
+    static const char hex[] = "0123456789abcdef";
+    const ldns_rdf *data = ldns_rr_rdf(rr, 3);
+    size_t size = ldns_rdf_size(data);
+    char *out = malloc(3 * 4 + 2 * size + 1);
+    if (out == NULL)
+        return NULL;
+    int used = sprintf(out, "%u %u %u ", ldns_rdf2native_int8(ldns_rr_rdf(rr, 0)),
+                       ldns_rdf2native_int8(ldns_rr_rdf(rr, 1)),
+                       ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)));
+    const uint8_t *bytes = ldns_rdf_data(data);
+    for (size_t i = 0; i < size; i++) {
+        out[used++] = hex[bytes[i] >> 4];
+        out[used++] = hex[bytes[i] & 0xf];
+    }
+    out[used] = '\0';
+    return out;
+}
+
+int ks_dns_tlsa_at(const ks_dns *d, const ks_dns_server *server, const char *name,
+                   char ***values, size_t *n, ks_err *err)
+{
+    char why[200], label[64];
+    ldns_resolver *r = resolver_for(d, server, 0);
+    ldns_pkt *pkt = r ? ask(r, name, LDNS_RR_TYPE_TLSA, 0, why, sizeof(why)) : NULL;
+    int no_resolver = r == NULL;
+    ldns_resolver_deep_free(r);
+    if (pkt == NULL)
+        return ks_fail(err, "asking %s for TLSA %s: %s",
+                       ks_dns_server_str(server, label, sizeof(label)), name,
+                       no_resolver ? "out of memory" : why);
+    ldns_rr_list *answer = ldns_pkt_answer(pkt);
+    size_t count = ldns_rr_list_rr_count(answer);
+    char **out = calloc(count + 1, sizeof(*out));
+    *n = 0;
+    for (size_t i = 0; out != NULL && i < count; i++) {
+        ldns_rr *rr = ldns_rr_list_rr(answer, i);
+        if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TLSA || !owner_is(rr, name) ||
+            ldns_rr_rd_count(rr) != 4)
+            continue;
+        char *text = tlsa_text_new(rr);
+        if (text != NULL)
+            out[(*n)++] = text;
+    }
+    ldns_pkt_free(pkt);
+    if (out == NULL)
+        return ks_fail(err, "out of memory");
+    *values = out;
+    return 0;
+}
+
+/* "owner. 0 ANY TLSA": deletes the whole RRset (RFC 2136 section 2.5.2). */
+static ldns_rr *delete_rrset_rr_new(const char *owner)
+{
+    ldns_rdf *dname = dname_new(owner);
+    ldns_rr *rr = dname ? ldns_rr_new() : NULL;
+    if (rr == NULL) {
+        ldns_rdf_deep_free(dname);
+        return NULL;
+    }
+    ldns_rr_set_owner(rr, dname);
+    ldns_rr_set_type(rr, LDNS_RR_TYPE_TLSA);
+    ldns_rr_set_class(rr, LDNS_RR_CLASS_ANY);
+    ldns_rr_set_ttl(rr, 0);
+    return rr;
+}
+
+/* "owner. ttl IN TLSA rdata", rdata being "usage selector matching hex". */
+static ldns_rr *tlsa_rr_new(const char *owner, int ttl, const char *rdata)
+{
+    for (const char *c = rdata; *c; c++)
+        if (!isxdigit((unsigned char)*c) && *c != ' ')
+            return NULL;
+    char *text = ks_strdup_printf("%s. %d IN TLSA %s", owner, ttl, rdata);
+    ldns_rr *rr = NULL;
+    if (text == NULL || ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) != LDNS_STATUS_OK)
+        rr = NULL;
+    free(text);
+    return rr;
+}
+
+static int push_or_free(ldns_rr_list *list, ldns_rr *rr)
+{
+    if (rr != NULL && ldns_rr_list_push_rr(list, rr))
+        return 0;
+    ldns_rr_free(rr);
+    return -1;
+}
+
+int ks_dns_update_tlsa(const ks_dns *d, const ks_dns_server *server, const ks_tsig_key *key,
+                       const char *zone, const ks_dns_tlsa_set *sets, size_t n, ks_err *err)
+{
+    ldns_rr_list *list = ldns_rr_list_new();
+    if (list == NULL)
+        return ks_fail(err, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (push_or_free(list, delete_rrset_rr_new(sets[i].owner)) < 0)
+            rc = ks_fail(err, "TLSA %s: not a valid DNS name", sets[i].owner);
+        for (size_t v = 0; rc == 0 && v < sets[i].n_rdata; v++)
+            if (push_or_free(list, tlsa_rr_new(sets[i].owner, sets[i].ttl, sets[i].rdata[v])) < 0)
+                rc = ks_fail(err, "TLSA %s: record \"%s\" is not valid", sets[i].owner,
+                             sets[i].rdata[v]);
+    }
+    if (rc == 0)
+        rc = send_signed_update(d, server, key, zone, list, err);
+    ldns_rr_list_deep_free(list);
     return rc;
 }

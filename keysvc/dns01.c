@@ -75,16 +75,15 @@ static int certbot_only(const ks_config *cfg)
            cfg->hooks[KS_HOOK_SET_DNS_CHALLENGE] == NULL;
 }
 
-/* Where updates for the record's zone go: the key's server, else the
- * zone's SOA primary; the first address of that host. */
-static int find_update_server(const ks_dns01 *s, record *r, ks_err *err)
+int ks_dns01_update_server(const ks_config *cfg, const ks_zone_key *key, const char *zone,
+                           ks_dns_server *out, ks_err *err)
 {
-    const ks_dns *d = &s->cfg->dns;
-    int port = r->key->port ? r->key->port : d->auth_port;
-    char *host = r->key->server ? strdup(r->key->server) : ks_dns_zone_primary_new(d, r->zone, err);
+    const ks_dns *d = &cfg->dns;
+    int port = key->port ? key->port : d->auth_port;
+    char *host = key->server ? strdup(key->server) : ks_dns_zone_primary_new(d, zone, err);
     size_t n = 0;
-    int rc = host ? ks_dns_addresses(d, host, port, &r->server, 1, &n, err)
-                  : (r->key->server ? ks_fail(err, "out of memory") : -1);
+    int rc = host ? ks_dns_addresses(d, host, port, out, 1, &n, err)
+                  : (key->server ? ks_fail(err, "out of memory") : -1);
     free(host);
     return rc;
 }
@@ -123,7 +122,7 @@ static int locate(ks_dns01 *s, record *r, ks_err *err)
                             "zone_update_keys, and neither settings.reload_zone_command nor "
                             "a dns hook is configured",
                        r->name, r->owner, r->zone);
-    if (r->how == M_RFC2136 && find_update_server(s, r, err) < 0)
+    if (r->how == M_RFC2136 && ks_dns01_update_server(cfg, r->key, r->zone, &r->server, err) < 0)
         return ks_failp(err, "%s: zone %s", r->name, r->zone);
     return 0;
 }

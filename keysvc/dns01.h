@@ -20,9 +20,15 @@
 #define KEYSVC_DNS01_H
 
 #include "config.h"
+#include "dns.h"
 #include "ks_err.h"
 
 typedef struct ks_dns01 ks_dns01;
+
+/* Where RFC 2136 updates of `zone` signed with `key` go: the key's server,
+ * else the zone's SOA primary; the first address of that host. */
+int ks_dns01_update_server(const ks_config *cfg, const ks_zone_key *key, const char *zone,
+                           ks_dns_server *out, ks_err *err);
 
 /* An empty set for one validation.  NULL on out of memory. */
 ks_dns01 *ks_dns01_new(const ks_config *cfg);

@@ -239,9 +239,7 @@ static int add_hpkp_files(install_ctx *ic, ks_err *err)
 
 /* ------------------------------------------------------- certificates */
 
-/* root_cert.<key type>.pem beside the configuration, or NULL (logged once
- * per run and type: the full certificate is then not written). */
-static char *root_cert_new(ks_run *run, ks_key_type type)
+char *ks_install_root_cert_new(ks_run *run, ks_key_type type)
 {
     ks_err err;
     size_t len = 0;
@@ -250,8 +248,9 @@ static char *root_cert_new(ks_run *run, ks_key_type type)
     char *pem = path ? ks_read_file(path, ROOT_CERT_MAX, &len, &err) : NULL;
     if (pem == NULL && path != NULL && !run->root_warned[type]) {
         run->root_warned[type] = 1;
-        ks_info("%s: no root certificate (%s); full certificates (%s) are not written", path,
-                err.msg, ks_key_type_name(type));
+        ks_info("%s: no root certificate (%s); full certificates (%s) are not written and "
+                "TLSA trust anchor records leave it out",
+                path, err.msg, ks_key_type_name(type));
     }
     free(path);
     return pem;
@@ -319,7 +318,7 @@ static int add_cert_type(install_ctx *ic, size_t ci, ks_key_type type, ks_err *e
         ks_fail(err, "out of memory");
         goto out;
     }
-    if (cfg->dir_full_certificate != NULL && (root = root_cert_new(run, type)) != NULL &&
+    if (cfg->dir_full_certificate != NULL && (root = ks_install_root_cert_new(run, type)) != NULL &&
         (with_root = ks_strdup_printf("%s%s", full, root)) == NULL) {
         ks_fail(err, "out of memory");
         goto out;

@@ -26,6 +26,11 @@ int ks_install_key(ks_run *run, size_t key_index, ks_err *err);
  * revocation). */
 int ks_install_archive_certificates(ks_run *run, size_t key_index, ks_err *err);
 
+/* root_cert.<key type>.pem beside the configuration, newly allocated, or
+ * NULL (said once per run and type: full certificates are then not
+ * written, TLSA trust anchors lack the root). */
+char *ks_install_root_cert_new(ks_run *run, ks_key_type type);
+
 /* Whether HPKP headers are written for the key (directories.hpkp,
  * hpkp_headers and hpkp_days). */
 int ks_install_hpkp_in_use(const ks_config *cfg, const ks_key_config *key);

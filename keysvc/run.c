@@ -11,6 +11,7 @@
 #include "ks_util.h"
 #include "pgcluster.h"
 #include "pin.h"
+#include "tlsa.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -468,6 +469,17 @@ static int process_tenant_keys(ks_run *run)
     return failures;
 }
 
+/* acmebot's --tlsa: the TLSA records of each key's certificates, after
+ * their certificates and keys are settled. */
+static int process_tenant_tlsa(ks_run *run)
+{
+    int failures = 0;
+    for (size_t ki = 0; ki < run->cfg->n_keys; ki++)
+        if (key_wanted(run, ki))
+            failures += ks_tlsa_update_key(run, ki);
+    return failures;
+}
+
 /* acmebot's authorizations (names validated without a certificate), in the
  * tenant of the default account: the first.  A follower never validates. */
 static int process_authorizations(ks_run *run)
@@ -601,6 +613,8 @@ static int run_tenant(ks_run *run, size_t index, ks_signer *signer)
             failures += process_authorizations(run);
         if (parts & KS_PART_CERTS)
             failures += process_tenant_keys(run);
+        if (parts & KS_PART_TLSA)
+            failures += process_tenant_tlsa(run);
     }
     ks_signer_set_audit(signer, NULL);
     end_tenant(run);

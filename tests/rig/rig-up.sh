@@ -501,7 +501,7 @@ options {
 controls { };   // no rndc channel (the default would bind 127.0.0.1:953)
 zone "example.test" {
     type primary; file "zones/example.test.db";
-    update-policy { grant acme-sha256 zonesub TXT; };
+    update-policy { grant acme-sha256 zonesub TXT TLSA; };
 };
 zone "other.test" {
     type primary; file "zones/other.test.db";

@@ -1,0 +1,55 @@
+/*
+ * tlsa: DANE TLSA records (RFC 6698) of certificates, kept in their zones by
+ * TSIG-signed RFC 2136 updates, as acmebot keeps them.
+ *
+ * Each entry of a certificate's tlsa_records names an owner
+ * _<port>._<protocol>.<host> in a zone.  Its records follow the usage and
+ * selector; each subject gets a SHA-256 (matching type 1) and a SHA-512
+ * (matching type 2) record:
+ *   pkix-ee, dane-ee, selector spki   the primary and backup keys of the
+ *                                     certificate's key types (so a rollover
+ *                                     finds its new key published already)
+ *   pkix-ee, dane-ee, selector cert   the certificate of each key type
+ *   pkix-ta, dane-ta, selector cert   the chain certificates and
+ *                                     root_cert.<type>.pem beside the config
+ *   pkix-ta, dane-ta, selector spki   the public keys of those certificates
+ * Only zones with a zone_update_keys entry are updated; for others acmebot's
+ * warning is given.  An RRset already holding exactly those records (asked of
+ * the update server) is left alone.
+ */
+#ifndef KEYSVC_TLSA_H
+#define KEYSVC_TLSA_H
+
+#include "config.h"
+#include "ks_err.h"
+#include "run.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* What the records of one certificate are made from (borrowed pointers). */
+typedef struct ks_tlsa_material {
+    X509 *const *leaves; /* the certificate of each key type */
+    size_t n_leaves;
+    X509 *const *anchors; /* chain certificates and roots */
+    size_t n_anchors;
+    EVP_PKEY *const *keys; /* primary and backup key of each key type */
+    size_t n_keys;
+} ks_tlsa_material;
+
+/* The records ("usage selector matching hex", lower case) of `rec` made from
+ * `m`, without duplicates, in a fixed order; *rdata newly allocated
+ * (ks_dns_strings_free). */
+int ks_tlsa_rdata_new(const ks_tlsa_record *rec, const ks_tlsa_material *m, char ***rdata,
+                      size_t *n, ks_err *err);
+
+/* run --tlsa: sets the TLSA records of every certificate of private key
+ * `key_index` that has tlsa_records.  Returns the number of zones that
+ * failed (each reported), 0 when all is in place. */
+int ks_tlsa_update_key(ks_run *run, size_t key_index);
+
+/* run --revoke: removes every TLSA RRset the key's certificates name
+ * (acmebot removes them whatever they hold). */
+int ks_tlsa_remove_key(ks_run *run, size_t key_index, ks_err *err);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * TLSA record data (keysvc/tlsa.h): which subjects each usage and selector
+ * takes (end-entity keys, end-entity certificates, trust anchor
+ * certificates, trust anchor keys), the SHA-256 and SHA-512 records of each
+ * in RFC 6698 presentation form, and duplicates removed.  The digests are
+ * computed here with OpenSSL's one-shot SHA256()/SHA512() over DER made by
+ * i2d_*, independently of the code under test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "dns.h"
+#include "ks_err.h"
+#include "tlsa.h"
+
+typedef struct fixture {
+    EVP_PKEY *leaf_key, *ca_key;
+    X509 *leaf, *ca;
+} fixture;
+
+static X509 *self_signed_new(EVP_PKEY *key, const char *cn)
+{
+    X509 *x = X509_new();
+    assert_non_null(x);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    return x;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    f->leaf_key = EVP_EC_gen("P-256");
+    f->ca_key = EVP_EC_gen("P-384");
+    f->leaf = self_signed_new(f->leaf_key, "leaf");
+    f->ca = self_signed_new(f->ca_key, "ca");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    X509_free(f->leaf);
+    X509_free(f->ca);
+    EVP_PKEY_free(f->leaf_key);
+    EVP_PKEY_free(f->ca_key);
+    free(f);
+    return 0;
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* "u s 1 <sha256>" or "u s 2 <sha512>" of `der`. */
+static void expected(int usage, int selector, int matching, const unsigned char *der, int len,
+                     char *out)
+{
+    unsigned char md[SHA512_DIGEST_LENGTH];
+    char h[2 * SHA512_DIGEST_LENGTH + 1];
+    size_t n = matching == 1 ? SHA256_DIGEST_LENGTH : SHA512_DIGEST_LENGTH;
+    if (matching == 1)
+        SHA256(der, (size_t)len, md);
+    else
+        SHA512(der, (size_t)len, md);
+    hex(md, n, h);
+    sprintf(out, "%d %d %d %s", usage, selector, matching, h);
+}
+
+/* Checks that the records are exactly the SHA-256 and SHA-512 records of
+ * `der`, in that order. */
+static void expect_records(const ks_tlsa_record *rec, const ks_tlsa_material *m,
+                           const unsigned char *der, int len)
+{
+    char **rdata = NULL;
+    size_t n = 0;
+    ks_err err = {0};
+    assert_int_equal(ks_tlsa_rdata_new(rec, m, &rdata, &n, &err), 0);
+    assert_int_equal(n, 2);
+    char want[300];
+    expected(rec->usage, rec->selector, 1, der, len, want);
+    assert_string_equal(rdata[0], want);
+    expected(rec->usage, rec->selector, 2, der, len, want);
+    assert_string_equal(rdata[1], want);
+    assert_null(rdata[2]);
+    ks_dns_strings_free(rdata);
+}
+
+/* The leaf twice (two key types sharing a key), the CA twice (chain and
+ * root), the leaf key twice (primary twice listed): duplicates go. */
+static ks_tlsa_material material_of(fixture *f, X509 **leaves, X509 **anchors, EVP_PKEY **keys)
+{
+    leaves[0] = leaves[1] = f->leaf;
+    anchors[0] = anchors[1] = f->ca;
+    keys[0] = keys[1] = f->leaf_key;
+    return (ks_tlsa_material){leaves, 2, anchors, 2, keys, 2};
+}
+
+static void test_end_entity_spki_is_the_keys(void **state)
+{
+    fixture *f = *state;
+    X509 *l[2], *a[2];
+    EVP_PKEY *k[2];
+    ks_tlsa_material m = material_of(f, l, a, k);
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_PKIX_EE, .selector = KS_TLSA_SELECTOR_SPKI};
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(f->leaf_key, &der);
+    expect_records(&rec, &m, der, len);
+    OPENSSL_free(der);
+}
+
+static void test_end_entity_cert_is_the_certificates(void **state)
+{
+    fixture *f = *state;
+    X509 *l[2], *a[2];
+    EVP_PKEY *k[2];
+    ks_tlsa_material m = material_of(f, l, a, k);
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_EE, .selector = KS_TLSA_SELECTOR_CERT};
+    unsigned char *der = NULL;
+    int len = i2d_X509(f->leaf, &der);
+    expect_records(&rec, &m, der, len);
+    OPENSSL_free(der);
+}
+
+static void test_trust_anchor_cert_is_the_chain(void **state)
+{
+    fixture *f = *state;
+    X509 *l[2], *a[2];
+    EVP_PKEY *k[2];
+    ks_tlsa_material m = material_of(f, l, a, k);
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_PKIX_TA, .selector = KS_TLSA_SELECTOR_CERT};
+    unsigned char *der = NULL;
+    int len = i2d_X509(f->ca, &der);
+    expect_records(&rec, &m, der, len);
+    OPENSSL_free(der);
+}
+
+static void test_trust_anchor_spki_is_the_chain_keys(void **state)
+{
+    fixture *f = *state;
+    X509 *l[2], *a[2];
+    EVP_PKEY *k[2];
+    ks_tlsa_material m = material_of(f, l, a, k);
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_TA, .selector = KS_TLSA_SELECTOR_SPKI};
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(f->ca_key, &der);
+    expect_records(&rec, &m, der, len);
+    OPENSSL_free(der);
+}
+
+/* Two different subjects give four records, the first subject's first. */
+static void test_two_subjects_in_order(void **state)
+{
+    fixture *f = *state;
+    X509 *leaves[2] = {f->leaf, f->ca};
+    ks_tlsa_material m = {leaves, 2, NULL, 0, NULL, 0};
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_EE, .selector = KS_TLSA_SELECTOR_CERT};
+    char **rdata = NULL;
+    size_t n = 0;
+    ks_err err = {0};
+    assert_int_equal(ks_tlsa_rdata_new(&rec, &m, &rdata, &n, &err), 0);
+    assert_int_equal(n, 4);
+    unsigned char *der = NULL;
+    int len = i2d_X509(f->ca, &der);
+    char want[300];
+    expected(3, 0, 2, der, len, want);
+    assert_string_equal(rdata[3], want);
+    OPENSSL_free(der);
+    ks_dns_strings_free(rdata);
+}
+
+static void test_nothing_gives_no_records(void **state)
+{
+    (void)state;
+    ks_tlsa_material m = {0};
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_PKIX_EE, .selector = KS_TLSA_SELECTOR_SPKI};
+    char **rdata = NULL;
+    size_t n = 7;
+    ks_err err = {0};
+    assert_int_equal(ks_tlsa_rdata_new(&rec, &m, &rdata, &n, &err), 0);
+    assert_int_equal(n, 0);
+    ks_dns_strings_free(rdata);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_end_entity_spki_is_the_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_entity_cert_is_the_certificates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_trust_anchor_cert_is_the_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trust_anchor_spki_is_the_chain_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_subjects_in_order, setup, teardown),
+        cmocka_unit_test(test_nothing_gives_no_records),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
