@@ -224,6 +224,13 @@ int ks_log_open_file(const char *path, int level, mode_t mode)
     return 0;
 }
 
+int ks_log_chown_file(uid_t uid, gid_t gid)
+{
+    if (file_fd < 0 || (uid == (uid_t)-1 && gid == (gid_t)-1))
+        return 0;
+    return fchown(file_fd, uid, gid);
+}
+
 void ks_log_close_file(void)
 {
     if (file_fd >= 0)

@@ -76,6 +76,10 @@ void ks_log_set_quiet(int on);
 int ks_log_open_file(const char *path, int level, mode_t mode);
 void ks_log_close_file(void);
 
+/* Gives the open log file to `uid`:`gid` ((uid_t)-1 / (gid_t)-1: keep).
+ * Returns 0 (also without a file), or -1 with errno set. */
+int ks_log_chown_file(uid_t uid, gid_t gid);
+
 /* Returns a newly allocated copy of the first `len` bytes of `s` (or up to the
  * NUL when len is (size_t)-1) in which every byte outside printable ASCII, and
  * the backslash, is written as \xNN.  Caller frees.  Never returns NULL for a

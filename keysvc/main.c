@@ -11,7 +11,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,6 +518,27 @@ static int log_file_level(const ks_config *cfg)
     return level;
 }
 
+/* acmebot's settings.log_user / log_group own the log file (so that an
+ * adm group can read it); a name that does not resolve is a warning. */
+static void give_log_file(const ks_config *cfg, const char *path)
+{
+    uid_t uid = (uid_t)-1;
+    gid_t gid = (gid_t)-1;
+    struct passwd *pw = cfg->log_user ? getpwnam(cfg->log_user) : NULL;
+    struct group *gr = cfg->log_group ? getgrnam(cfg->log_group) : NULL;
+    if (cfg->log_user != NULL && pw == NULL)
+        ks_warn("log file %s: settings.log_user: no user \"%s\"", path, cfg->log_user);
+    if (cfg->log_group != NULL && gr == NULL)
+        ks_warn("log file %s: settings.log_group: no group \"%s\"", path, cfg->log_group);
+    if (pw != NULL)
+        uid = pw->pw_uid;
+    if (gr != NULL)
+        gid = gr->gr_gid;
+    if (ks_log_chown_file(uid, gid) != 0)
+        ks_warn("log file %s: giving it to %s:%s: %s", path, cfg->log_user ? cfg->log_user : "-",
+                cfg->log_group ? cfg->log_group : "-", strerror(errno));
+}
+
 /* acmebot's directories.log / file_names.log.  Without it the run goes on:
  * a full or unwritable /var/log must not stop renewals. */
 static void open_log_file(const ks_config *cfg)
@@ -532,6 +555,8 @@ static void open_log_file(const ks_config *cfg)
         ks_strdup_printf("%s/%s", cfg->dir_log, cfg->fn_log ? cfg->fn_log : "keysvc.log");
     if (path != NULL && ks_log_open_file(path, level, 0640) != 0)
         ks_warn("log file %s: %s; going on without it", path, strerror(errno));
+    else if (path != NULL)
+        give_log_file(cfg, path);
     free(path);
 }
 

@@ -88,7 +88,8 @@ write_config keysvc.json '{"tlsa.example.test": {"alt_names": {"example.test": [
         {"host": "tlsa", "port": 25, "usage": "dane-ee", "selector": "cert"},
         {"host": "tlsa", "port": 993, "usage": "dane-ta", "selector": "spki", "ttl": 600}]}}}' '{}' \
     "\"dns_resolvers\": [\"$DNS_PRIMARY\"], \"dns_port\": $DNS_PORT,
-    \"max_dns_lookup_attempts\": 30, \"dns_lookup_delay\": 1, \"ari\": false"
+    \"max_dns_lookup_attempts\": 30, \"dns_lookup_delay\": 1, \"ari\": false,
+    \"log_user\": \"nobody\", \"log_group\": \"nogroup\""
 config_merge keysvc.json "{\"directories\": {\"update_key\": \"$DNS_KEY_DIR\"},
     \"zone_update_keys\": {\"example.test\": \"acme-sha256.key\", \"other.test\": \"acme-sha512.key\"},
     \"hooks\": {\"dns_zone_update\": \"$WORK/hook.sh dns_zone_update {zone}\"}}"
@@ -101,6 +102,11 @@ assert_contains run.out "set TLSA _443._tcp.tlsa.example.test: 8 record(s)" "the
 check_all_records "first run"
 assert_eq 600 "$(ttl_of _993._tcp.tlsa.example.test)" "the configured TTL"
 assert_eq 300 "$(ttl_of _443._tcp.tlsa.example.test)" "the default TTL"
+grep -q "ACTION set TLSA _443._tcp.tlsa.example.test: 8 record(s)" log/keysvc.log ||
+    fail "the log file lacks the TLSA action"
+if [ "$(id -u)" = 0 ]; then
+    assert_eq nobody:nogroup "$(stat -c %U:%G log/keysvc.log)" "the log file belongs to log_user:log_group"
+fi
 # dns-01 ran it after placing and after removing its record, TLSA once more.
 assert_eq 3 "$(grep -c '^dns_zone_update example.test$' hooks.log)" "dns_zone_update for dns-01 and TLSA"
 

@@ -253,6 +253,28 @@ static void test_file_appends(void **state)
     free(path);
 }
 
+/* log_user/log_group: the open file changes owner; (uid_t)-1 and (gid_t)-1
+ * keep it; without a file nothing happens.  As root the file goes to
+ * another user; otherwise only to the caller's own ids. */
+static void test_file_chown(void **state)
+{
+    (void)state;
+    char *path = open_log("owner.log", KS_LOG_NORMAL);
+    uid_t uid = geteuid() == 0 ? 65534 : geteuid();
+    gid_t gid = geteuid() == 0 ? 65534 : getegid();
+    assert_int_equal(ks_log_chown_file(uid, gid), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, uid);
+    assert_int_equal(st.st_gid, gid);
+    assert_int_equal(ks_log_chown_file((uid_t)-1, (gid_t)-1), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, uid);
+    ks_log_close_file();
+    assert_int_equal(ks_log_chown_file(0, 0), 0);
+    free(path);
+}
+
 /* 0640 (umask 022), no symlink followed, no FIFO or directory. */
 static void test_file_open_flags(void **state)
 {
@@ -507,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup(test_file_lines_and_level, reset_log),
         cmocka_unit_test_setup(test_file_level_independent_of_stderr, reset_log),
         cmocka_unit_test_setup(test_file_appends, reset_log),
+        cmocka_unit_test_setup(test_file_chown, reset_log),
         cmocka_unit_test_setup(test_file_open_flags, reset_log),
         cmocka_unit_test_setup(test_file_concurrent_lines_whole, reset_log),
         cmocka_unit_test_setup(test_level_from_name, reset_log),
