@@ -106,66 +106,48 @@ static void expect_records(const ks_tlsa_record *rec, const ks_tlsa_material *m,
     ks_dns_strings_free(rdata);
 }
 
-/* The leaf twice (two key types sharing a key), the CA twice (chain and
- * root), the leaf key twice (primary twice listed): duplicates go. */
-static ks_tlsa_material material_of(fixture *f, X509 **leaves, X509 **anchors, EVP_PKEY **keys)
+/* The DER a record of `usage`/`selector` must hash, made here. */
+static int subject_der(fixture *f, int usage, int selector, unsigned char **der)
 {
-    leaves[0] = leaves[1] = f->leaf;
-    anchors[0] = anchors[1] = f->ca;
-    keys[0] = keys[1] = f->leaf_key;
-    return (ks_tlsa_material){leaves, 2, anchors, 2, keys, 2};
+    int end_entity = usage == KS_TLSA_USAGE_PKIX_EE || usage == KS_TLSA_USAGE_DANE_EE;
+    if (selector == KS_TLSA_SELECTOR_CERT)
+        return i2d_X509(end_entity ? f->leaf : f->ca, der);
+    return i2d_PUBKEY(end_entity ? f->leaf_key : f->ca_key, der);
+}
+
+/* The leaf twice (two key types sharing a key), the CA twice (chain and
+ * root), the leaf key twice (primary twice listed): duplicates go, and each
+ * usage and selector takes its own subject. */
+static void expect_subject(fixture *f, int usage, int selector)
+{
+    X509 *leaves[2] = {f->leaf, f->leaf}, *anchors[2] = {f->ca, f->ca};
+    EVP_PKEY *keys[2] = {f->leaf_key, f->leaf_key};
+    ks_tlsa_material m = {leaves, 2, anchors, 2, keys, 2};
+    ks_tlsa_record rec = {.usage = usage, .selector = selector};
+    unsigned char *der = NULL;
+    int len = subject_der(f, usage, selector, &der);
+    expect_records(&rec, &m, der, len);
+    OPENSSL_free(der);
 }
 
 static void test_end_entity_spki_is_the_keys(void **state)
 {
-    fixture *f = *state;
-    X509 *l[2], *a[2];
-    EVP_PKEY *k[2];
-    ks_tlsa_material m = material_of(f, l, a, k);
-    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_PKIX_EE, .selector = KS_TLSA_SELECTOR_SPKI};
-    unsigned char *der = NULL;
-    int len = i2d_PUBKEY(f->leaf_key, &der);
-    expect_records(&rec, &m, der, len);
-    OPENSSL_free(der);
+    expect_subject(*state, KS_TLSA_USAGE_PKIX_EE, KS_TLSA_SELECTOR_SPKI);
 }
 
 static void test_end_entity_cert_is_the_certificates(void **state)
 {
-    fixture *f = *state;
-    X509 *l[2], *a[2];
-    EVP_PKEY *k[2];
-    ks_tlsa_material m = material_of(f, l, a, k);
-    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_EE, .selector = KS_TLSA_SELECTOR_CERT};
-    unsigned char *der = NULL;
-    int len = i2d_X509(f->leaf, &der);
-    expect_records(&rec, &m, der, len);
-    OPENSSL_free(der);
+    expect_subject(*state, KS_TLSA_USAGE_DANE_EE, KS_TLSA_SELECTOR_CERT);
 }
 
 static void test_trust_anchor_cert_is_the_chain(void **state)
 {
-    fixture *f = *state;
-    X509 *l[2], *a[2];
-    EVP_PKEY *k[2];
-    ks_tlsa_material m = material_of(f, l, a, k);
-    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_PKIX_TA, .selector = KS_TLSA_SELECTOR_CERT};
-    unsigned char *der = NULL;
-    int len = i2d_X509(f->ca, &der);
-    expect_records(&rec, &m, der, len);
-    OPENSSL_free(der);
+    expect_subject(*state, KS_TLSA_USAGE_PKIX_TA, KS_TLSA_SELECTOR_CERT);
 }
 
 static void test_trust_anchor_spki_is_the_chain_keys(void **state)
 {
-    fixture *f = *state;
-    X509 *l[2], *a[2];
-    EVP_PKEY *k[2];
-    ks_tlsa_material m = material_of(f, l, a, k);
-    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_TA, .selector = KS_TLSA_SELECTOR_SPKI};
-    unsigned char *der = NULL;
-    int len = i2d_PUBKEY(f->ca_key, &der);
-    expect_records(&rec, &m, der, len);
-    OPENSSL_free(der);
+    expect_subject(*state, KS_TLSA_USAGE_DANE_TA, KS_TLSA_SELECTOR_SPKI);
 }
 
 /* Two different subjects give four records, the first subject's first. */
