@@ -9,6 +9,13 @@
  * acmebot.example.json).  Where keysvc cannot do what acmebot does (the keys
  * never leave the token) the setting is accepted and the difference is said
  * once per load.
+ *
+ * Two parts live apart and are called from here: config_records.c parses
+ * "verify" and "tlsa_records", and config_tables.c the "services",
+ * "hpkp_headers" and "ct_logs" tables and the references to them.  This
+ * file keeps the helpers they share, the format templates, the directories
+ * and file names, the settings, the order of the sections, each key's and
+ * certificate's settings, and the defaults.
  */
 #include "config_internal.h"
 
@@ -17,12 +24,8 @@
 #include "ks_log.h"
 #include "ks_util.h"
 
-#include <ctype.h>
 #include <limits.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/x509.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,14 +41,14 @@ static int in_set(const char *s, const char *const *set)
     return 0;
 }
 
-static void free_strings(char **list, size_t n)
+void cfg_free_strings(char **list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(list[i]);
     free(list);
 }
 
-static int append_string(cfgp *p, char ***list, size_t *n, const char *s)
+int cfg_append_string(cfgp *p, char ***list, size_t *n, const char *s)
 {
     char **grown = realloc(*list, (*n + 1) * sizeof(*grown));
     if (grown == NULL)
@@ -60,7 +63,7 @@ static int append_string(cfgp *p, char ***list, size_t *n, const char *s)
 static int copy_strings(cfgp *p, char *const *src, size_t n_src, char ***dst, size_t *n_dst)
 {
     for (size_t i = 0; i < n_src; i++)
-        if (append_string(p, dst, n_dst, src[i]) < 0)
+        if (cfg_append_string(p, dst, n_dst, src[i]) < 0)
             return -1;
     return 0;
 }
@@ -89,7 +92,7 @@ static int opt_int_or_null(cfgp *p, json_object *obj, const char *path, const ch
 }
 
 /* acmebot fetches its URLs over HTTP(S): a scheme, then a host. */
-static int check_url(cfgp *p, const char *path, const char *url)
+int cfg_check_url(cfgp *p, const char *path, const char *url)
 {
     const char *rest = strncmp(url, "https://", 8) == 0  ? url + 8
                        : strncmp(url, "http://", 7) == 0 ? url + 7
@@ -103,7 +106,7 @@ static int check_url(cfgp *p, const char *path, const char *url)
 }
 
 /* Log, service and server names end up in file names. */
-static int check_name(cfgp *p, const char *path, const char *name)
+int cfg_check_name(cfgp *p, const char *path, const char *name)
 {
     if (!valid_name(name))
         return cfail(p, path, "\"%s\": names may use letters, digits and ._-*+@ only", name);
@@ -111,7 +114,7 @@ static int check_name(cfgp *p, const char *path, const char *name)
 }
 
 /* A command runs without a shell: it must split into words now. */
-static int check_command(cfgp *p, const char *path, const char *command)
+int cfg_check_command(cfgp *p, const char *path, const char *command)
 {
     char **argv = NULL;
     ks_err why = {{0}};
@@ -121,9 +124,7 @@ static int check_command(cfgp *p, const char *path, const char *command)
     return 0;
 }
 
-typedef int (*item_check)(cfgp *p, const char *path, const char *s);
-
-static int list_item(cfgp *p, json_object *v, const char *path, item_check check, char ***out,
+static int list_item(cfgp *p, json_object *v, const char *path, cfg_item_check check, char ***out,
                      size_t *n)
 {
     if (!json_object_is_type(v, json_type_string))
@@ -133,13 +134,13 @@ static int list_item(cfgp *p, json_object *v, const char *path, item_check check
         return cfail(p, path, "must not be empty");
     if (check != NULL && check(p, path, s) < 0)
         return -1;
-    return append_string(p, out, n, s);
+    return cfg_append_string(p, out, n, s);
 }
 
 /* A list as acmebot reads one: a list of strings, a single string, or null
  * (none). */
-static int parse_string_list(cfgp *p, json_object *v, const char *path, item_check check,
-                             char ***out, size_t *n)
+int cfg_parse_string_list(cfgp *p, json_object *v, const char *path, cfg_item_check check,
+                          char ***out, size_t *n)
 {
     if (v == NULL)
         return 0;
@@ -157,8 +158,8 @@ static int parse_string_list(cfgp *p, json_object *v, const char *path, item_che
 }
 
 /* Absent: *list keeps its default. */
-static int opt_string_list(cfgp *p, json_object *obj, const char *path, const char *key,
-                           item_check check, char ***list, size_t *n)
+int cfg_opt_string_list(cfgp *p, json_object *obj, const char *path, const char *key,
+                        cfg_item_check check, char ***list, size_t *n)
 {
     json_object *v = NULL;
     char cpath[512];
@@ -167,11 +168,11 @@ static int opt_string_list(cfgp *p, json_object *obj, const char *path, const ch
     child_path(cpath, sizeof(cpath), path, key);
     char **out = NULL;
     size_t n_out = 0;
-    if (parse_string_list(p, v, cpath, check, &out, &n_out) < 0) {
-        free_strings(out, n_out);
+    if (cfg_parse_string_list(p, v, cpath, check, &out, &n_out) < 0) {
+        cfg_free_strings(out, n_out);
         return -1;
     }
-    free_strings(*list, *n);
+    cfg_free_strings(*list, *n);
     *list = out;
     *n = n_out;
     return 0;
@@ -194,7 +195,7 @@ static void field_list(char *out, size_t cap, const char *const *fields)
 /* acmebot's templates are Python format strings: "{field}" with a field in
  * `fields`, "{{" and "}}" for literal braces.  Checked now so that a typo
  * is an error at load, not at the first renewal. */
-static int check_format(cfgp *p, const char *path, const char *tmpl, const char *const *fields)
+int cfg_check_format(cfgp *p, const char *path, const char *tmpl, const char *const *fields)
 {
     char known[200];
     for (const char *s = tmpl; *s; s++) {
@@ -222,7 +223,7 @@ static int check_format(cfgp *p, const char *path, const char *tmpl, const char 
     return 0;
 }
 
-/* Expands a template checked by check_format into out (PATH_MAX bytes). */
+/* Expands a template checked by cfg_check_format into out (PATH_MAX bytes). */
 static int expand_format(const char *tmpl, const ks_hook_var *vars, size_t n, char *out,
                          ks_err *err)
 {
@@ -349,7 +350,7 @@ int parse_acmebot_directories(cfgp *p, ks_config *cfg, json_object *d)
         child_path(cpath, sizeof(cpath), "directories", s->key);
         char **dir = slot(cfg, s);
         if (opt_string(p, d, "directories", s->key, 1, dir) < 0 ||
-            (*dir != NULL && check_format(p, cpath, *dir, s->fields) < 0) ||
+            (*dir != NULL && cfg_check_format(p, cpath, *dir, s->fields) < 0) ||
             resolve_dir(p, dir) < 0)
             return -1;
     }
@@ -367,7 +368,7 @@ int parse_acmebot_file_names(cfgp *p, ks_config *cfg, json_object *f)
         child_path(cpath, sizeof(cpath), "file_names", s->key);
         char **name = slot(cfg, s);
         if (opt_string(p, f, "file_names", s->key, 0, name) < 0 ||
-            check_format(p, cpath, *name, s->fields) < 0)
+            cfg_check_format(p, cpath, *name, s->fields) < 0)
             return -1;
         if (strchr(*name, '/') != NULL)
             return cfail(p, cpath, "a file name holds no '/' (directories are set apart)");
@@ -562,7 +563,7 @@ static int parse_key_fields(cfgp *p, json_object *obj, const char *path, const k
         parse_key_storage(p, obj, path) < 0)
         return -1;
     child_path(upath, sizeof(upath), path, "hpkp_report_uri");
-    return *k->hpkp_report_uri ? check_url(p, upath, *k->hpkp_report_uri) : 0;
+    return *k->hpkp_report_uri ? cfg_check_url(p, upath, *k->hpkp_report_uri) : 0;
 }
 
 static int parse_owner_settings(cfgp *p, ks_config *cfg, json_object *s)
@@ -598,10 +599,6 @@ static int parse_timing_settings(cfgp *p, ks_config *cfg, json_object *s)
     return 0;
 }
 
-static int parse_verify_list(cfgp *p, json_object *v, const char *path, ks_verify_target **out,
-                             size_t *n);
-static void free_verify(ks_verify_target *targets, size_t n);
-
 static int parse_service_settings(cfgp *p, ks_config *cfg, json_object *s)
 {
     json_object *v = NULL;
@@ -610,10 +607,10 @@ static int parse_service_settings(cfgp *p, ks_config *cfg, json_object *s)
         opt_string(p, s, "settings", "public_suffix_list_url", 1, &cfg->public_suffix_list_url) <
             0 ||
         (cfg->public_suffix_list_url != NULL &&
-         check_url(p, "settings.public_suffix_list_url", cfg->public_suffix_list_url) < 0) ||
+         cfg_check_url(p, "settings.public_suffix_list_url", cfg->public_suffix_list_url) < 0) ||
         opt_string(p, s, "settings", "nsupdate_command", 1, &cfg->nsupdate_command) < 0 ||
         (cfg->nsupdate_command != NULL &&
-         check_command(p, "settings.nsupdate_command", cfg->nsupdate_command) < 0))
+         cfg_check_command(p, "settings.nsupdate_command", cfg->nsupdate_command) < 0))
         return -1;
     if (json_object_object_get_ex(s, "verify", &v)) {
         free_verify(cfg->verify, cfg->n_verify);
@@ -637,883 +634,14 @@ int parse_acmebot_settings(cfgp *p, ks_config *cfg, json_object *s)
                    parse_ecparam(p, s, "settings", &cfg->ecparam_curve) < 0 ||
                    parse_key_fields(p, s, "settings", &k) < 0 ||
                    opt_bool(p, s, "settings", "ocsp_must_staple", &cfg->ocsp_must_staple) < 0 ||
-                   opt_string_list(p, s, "settings", "ocsp_responder_urls", check_url,
-                                   &cfg->ocsp_responder_urls, &cfg->n_ocsp_responder_urls) < 0 ||
-                   opt_string_list(p, s, "settings", "ct_submit_logs", check_name,
-                                   &cfg->ct_submit_logs, &cfg->n_ct_submit_logs) < 0 ||
+                   cfg_opt_string_list(p, s, "settings", "ocsp_responder_urls", cfg_check_url,
+                                       &cfg->ocsp_responder_urls,
+                                       &cfg->n_ocsp_responder_urls) < 0 ||
+                   cfg_opt_string_list(p, s, "settings", "ct_submit_logs", cfg_check_name,
+                                       &cfg->ct_submit_logs, &cfg->n_ct_submit_logs) < 0 ||
                    parse_timing_settings(p, cfg, s) < 0 || parse_service_settings(p, cfg, s) < 0
                ? -1
                : 0;
-}
-
-/* --------------------------------------------------------------- verify */
-
-static const char *const starttls_names[] = {"",    "smtp", "pop3", "imap", "sieve",
-                                             "ftp", "ldap", "xmpp", NULL};
-
-const char *ks_starttls_name(ks_starttls s)
-{
-    return s > KS_STARTTLS_NONE && s <= KS_STARTTLS_XMPP ? starttls_names[s] : NULL;
-}
-
-/* A string member that must be one of `names` (or null: index 0). */
-static int opt_choice(cfgp *p, json_object *obj, const char *path, const char *key,
-                      const char *const *names, int nullable, const char *expected, int *dst)
-{
-    json_object *v = NULL;
-    char cpath[700], *s = NULL;
-    if (!json_object_object_get_ex(obj, key, &v))
-        return 0;
-    child_path(cpath, sizeof(cpath), path, key);
-    if (v == NULL && nullable) {
-        *dst = 0;
-        return 0;
-    }
-    if (opt_string(p, obj, path, key, 0, &s) < 0)
-        return cfail(p, cpath, "expected %s", expected);
-    for (int i = 0; names[i] != NULL; i++) {
-        if (names[i][0] != '\0' && strcmp(s, names[i]) == 0) {
-            free(s);
-            *dst = i;
-            return 0;
-        }
-    }
-    free(s);
-    return cfail(p, cpath, "expected %s", expected);
-}
-
-/* Hosts to connect to: plain names (a wildcard is nothing to connect to). */
-static int check_verify_host(cfgp *p, const char *path, const char *host)
-{
-    char *lower = lowercase_dup(host);
-    int ok = lower != NULL && valid_fqdn(lower) && lower[0] != '*';
-    free(lower);
-    return ok ? 0 : cfail(p, path, "\"%s\" is not a host name to connect to", host);
-}
-
-static const char *const verify_keys[] = {"port",  "starttls",  "protocol",
-                                          "hosts", "key_types", NULL};
-static const char *const verify_protocols[] = {"", "http", NULL};
-
-/* A port: an integer, or in an object also a numeric string as acmebot
- * takes it ("25"). */
-static int verify_port(cfgp *p, json_object *v, const char *path, int strings, int *port)
-{
-    long long n = -1;
-    if (json_object_is_type(v, json_type_int)) {
-        n = (long long)json_object_get_int64(v);
-    } else if (strings && json_object_is_type(v, json_type_string)) {
-        const char *s = json_object_get_string(v);
-        char *end = NULL;
-        n = isdigit((unsigned char)s[0]) ? strtoll(s, &end, 10) : -1;
-        if (end == NULL || *end != '\0')
-            return cfail(p, path, "\"%s\" is not a port number", s);
-    } else {
-        return cfail(p, path, "expected a port number, got %s", type_name(v));
-    }
-    if (n < 1 || n > 65535)
-        return cfail(p, path, "%lld is not a port (1 to 65535)", n);
-    *port = (int)n;
-    return 0;
-}
-
-static int parse_verify_object(cfgp *p, json_object *v, const char *path, ks_verify_target *t)
-{
-    json_object *x = NULL;
-    char cpath[700];
-    int starttls = 0, protocol = 0;
-    check_keys(p, v, path, verify_keys, NULL);
-    if (!json_object_object_get_ex(v, "port", &x))
-        return cfail(p, path, "\"port\" is required");
-    child_path(cpath, sizeof(cpath), path, "port");
-    if (verify_port(p, x, cpath, 1, &t->port) < 0 ||
-        opt_choice(p, v, path, "starttls", starttls_names, 1,
-                   "null, \"smtp\", \"pop3\", \"imap\", \"sieve\", \"ftp\", \"ldap\" or \"xmpp\"",
-                   &starttls) < 0 ||
-        opt_choice(p, v, path, "protocol", verify_protocols, 1, "null or \"http\"", &protocol) <
-            0 ||
-        opt_string_list(p, v, path, "hosts", check_verify_host, &t->hosts, &t->n_hosts) < 0)
-        return -1;
-    for (size_t i = 0; i < t->n_hosts; i++)
-        for (char *c = t->hosts[i]; *c; c++)
-            *c = (char)tolower((unsigned char)*c);
-    t->starttls = (ks_starttls)starttls;
-    t->protocol = (ks_verify_protocol)protocol;
-    child_path(cpath, sizeof(cpath), path, "key_types");
-    if (json_object_object_get_ex(v, "key_types", &x) &&
-        parse_key_types(p, x, cpath, t->key_types, &t->n_key_types) < 0)
-        return -1;
-    return 0;
-}
-
-/* A port number, or an object with the port and connection details. */
-static int parse_verify_target(cfgp *p, json_object *v, const char *path, ks_verify_target *t)
-{
-    if (json_object_is_type(v, json_type_int))
-        return verify_port(p, v, path, 0, &t->port);
-    if (!json_object_is_type(v, json_type_object))
-        return cfail(p, path,
-                     "expected a port number or {\"port\", \"starttls\", \"protocol\", "
-                     "\"hosts\", \"key_types\"}, got %s",
-                     type_name(v));
-    return parse_verify_object(p, v, path, t);
-}
-
-/* acmebot's verify: a list of targets, one target, or null (none). */
-static int parse_verify_list(cfgp *p, json_object *v, const char *path, ks_verify_target **out,
-                             size_t *n)
-{
-    if (v == NULL)
-        return 0;
-    int list = json_object_is_type(v, json_type_array);
-    size_t len = list ? json_object_array_length(v) : 1;
-    *out = calloc(len ? len : 1, sizeof(**out));
-    if (*out == NULL)
-        return ks_fail(p->err, "out of memory");
-    for (size_t i = 0; i < len; i++) {
-        char ipath[600];
-        if (list)
-            index_path(ipath, sizeof(ipath), path, i);
-        else
-            snprintf(ipath, sizeof(ipath), "%s", path);
-        (*n)++;
-        if (parse_verify_target(p, list ? json_object_array_get_idx(v, i) : v, ipath, &(*out)[i]) <
-            0)
-            return -1;
-    }
-    return 0;
-}
-
-static void free_verify(ks_verify_target *targets, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free_strings(targets[i].hosts, targets[i].n_hosts);
-    free(targets);
-}
-
-static int has_name(char *const *names, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-/* A target's hosts for a certificate: the ones given, which must be among
- * its alt names when the certificate names them itself (the settings' are
- * narrowed), or all of its non-wildcard alt names. */
-static int resolve_hosts(cfgp *p, const ks_cert_config *c, const ks_verify_target *t, int own,
-                         const char *path, ks_verify_target *out)
-{
-    char hpath[700];
-    child_path(hpath, sizeof(hpath), path, "hosts");
-    for (size_t i = 0; t->n_hosts == 0 && i < c->n_alt_names; i++)
-        if (c->alt_names[i][0] != '*' &&
-            append_string(p, &out->hosts, &out->n_hosts, c->alt_names[i]) < 0)
-            return -1;
-    for (size_t i = 0; i < t->n_hosts; i++) {
-        if (has_name(c->alt_names, c->n_alt_names, t->hosts[i])) {
-            if (append_string(p, &out->hosts, &out->n_hosts, t->hosts[i]) < 0)
-                return -1;
-        } else if (own) {
-            return cfail(p, hpath, "\"%s\" is not an alt name of certificate \"%s\"", t->hosts[i],
-                         c->name);
-        }
-    }
-    return 0;
-}
-
-static int resolve_key_types(cfgp *p, const ks_cert_config *c, const ks_verify_target *t, int own,
-                             const char *path, ks_verify_target *out)
-{
-    char kpath[700];
-    child_path(kpath, sizeof(kpath), path, "key_types");
-    if (t->n_key_types == 0) {
-        memcpy(out->key_types, c->key_types, sizeof(out->key_types));
-        out->n_key_types = c->n_key_types;
-        return 0;
-    }
-    for (size_t i = 0; i < t->n_key_types; i++) {
-        int found = 0;
-        for (size_t j = 0; j < c->n_key_types; j++)
-            found |= c->key_types[j] == t->key_types[i];
-        if (found)
-            out->key_types[out->n_key_types++] = t->key_types[i];
-        else if (own)
-            return cfail(p, kpath, "\"%s\" is not a key type of certificate \"%s\"",
-                         ks_key_type_name(t->key_types[i]), c->name);
-    }
-    return 0;
-}
-
-/* `single`: the certificate's verify is one target, not a list (its path
- * has no index). */
-static int resolve_verify(cfgp *p, ks_cert_config *c, const ks_verify_target *targets, size_t n,
-                          int own, int single, const char *path)
-{
-    c->verify = calloc(n ? n : 1, sizeof(*c->verify));
-    if (c->verify == NULL)
-        return ks_fail(p->err, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        char tpath[600];
-        if (single)
-            snprintf(tpath, sizeof(tpath), "%s", path);
-        else
-            index_path(tpath, sizeof(tpath), path, i);
-        ks_verify_target *out = &c->verify[c->n_verify++];
-        out->port = targets[i].port;
-        out->starttls = targets[i].starttls;
-        out->protocol = targets[i].protocol;
-        if (resolve_hosts(p, c, &targets[i], own, tpath, out) < 0 ||
-            resolve_key_types(p, c, &targets[i], own, tpath, out) < 0)
-            return -1;
-        if (out->n_hosts == 0 || out->n_key_types == 0) { /* nothing left to check */
-            free_strings(out->hosts, out->n_hosts);
-            memset(out, 0, sizeof(*out));
-            c->n_verify--;
-        }
-    }
-    return 0;
-}
-
-static int cert_verify(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_object *obj,
-                       const char *path)
-{
-    json_object *v = NULL;
-    char vpath[600];
-    if (obj == NULL || !json_object_object_get_ex(obj, "verify", &v))
-        return resolve_verify(p, c, cfg->verify, cfg->n_verify, 0, 0, "settings.verify");
-    child_path(vpath, sizeof(vpath), path, "verify");
-    ks_verify_target *own = NULL;
-    size_t n = 0;
-    int single = v != NULL && !json_object_is_type(v, json_type_array);
-    int rc = parse_verify_list(p, v, vpath, &own, &n) < 0
-                 ? -1
-                 : resolve_verify(p, c, own, n, 1, single, vpath);
-    free_verify(own, n);
-    return rc;
-}
-
-/* --------------------------------------------------------- tlsa_records */
-
-static const char *const tlsa_keys[] = {"host",     "port", "usage", "selector",
-                                        "protocol", "ttl",  NULL};
-static const char *const tlsa_usages[] = {"pkix-ta", "pkix-ee", "dane-ta", "dane-ee", NULL};
-static const char *const tlsa_selectors[] = {"cert", "spki", NULL};
-/* RFC 6698 section 3: the protocols a TLSA owner name is made for. */
-static const char *const tlsa_protocols[] = {"tcp", "udp", "sctp", NULL};
-
-static int parse_tlsa_object(cfgp *p, ks_tlsa_record *r, json_object *obj, const char *path,
-                             char **host, int *protocol)
-{
-    long port = r->port, ttl = r->ttl;
-    check_keys(p, obj, path, tlsa_keys, NULL);
-    if (opt_string(p, obj, path, "host", 0, host) < 0 ||
-        opt_int(p, obj, path, "port", 1, 65535, NULL, &port) < 0 ||
-        opt_choice(p, obj, path, "usage", tlsa_usages, 0,
-                   "\"pkix-ta\", \"pkix-ee\", \"dane-ta\" or \"dane-ee\"", &r->usage) < 0 ||
-        opt_choice(p, obj, path, "selector", tlsa_selectors, 0, "\"cert\" or \"spki\"",
-                   &r->selector) < 0 ||
-        opt_choice(p, obj, path, "protocol", tlsa_protocols, 0, "\"tcp\", \"udp\" or \"sctp\"",
-                   protocol) < 0 ||
-        opt_int(p, obj, path, "ttl", 0, 2147483647, NULL, &ttl) < 0)
-        return -1;
-    r->port = (int)port;
-    r->ttl = (int)ttl;
-    return 0;
-}
-
-/* The record's FQDN: "@" (the default) is the zone, else host.zone. */
-static char *tlsa_fqdn(const char *zone, const char *host)
-{
-    char *joined = host == NULL || strcmp(host, "@") == 0 ? strdup(zone)
-                                                          : ks_strdup_printf("%s.%s", host, zone);
-    char *lower = joined ? lowercase_dup(joined) : NULL;
-    free(joined);
-    return lower;
-}
-
-static int same_tlsa(const ks_tlsa_record *a, const ks_tlsa_record *b)
-{
-    return strcmp(a->host, b->host) == 0 && a->port == b->port &&
-           strcmp(a->protocol, b->protocol) == 0 && a->usage == b->usage &&
-           a->selector == b->selector;
-}
-
-/* One record: a host name, or {host, port, usage, selector, protocol, ttl}. */
-static int add_tlsa(cfgp *p, ks_cert_config *c, const char *zone, json_object *item,
-                    const char *path)
-{
-    ks_tlsa_record *r = &c->tlsa_records[c->n_tlsa_records++];
-    char *host = NULL;
-    int protocol = 0, rc = -1;
-    *r = (ks_tlsa_record){
-        .port = 443, .usage = KS_TLSA_USAGE_PKIX_EE, .selector = KS_TLSA_SELECTOR_SPKI, .ttl = 300};
-    if (json_object_is_type(item, json_type_string)) {
-        if ((host = strdup(json_object_get_string(item))) == NULL)
-            return ks_fail(p->err, "out of memory");
-    } else if (!json_object_is_type(item, json_type_object)) {
-        return cfail(p, path,
-                     "expected a host name or {\"host\", \"port\", \"usage\", "
-                     "\"selector\", \"protocol\", \"ttl\"}, got %s",
-                     type_name(item));
-    } else if (parse_tlsa_object(p, r, item, path, &host, &protocol) < 0) {
-        goto out;
-    }
-    r->zone = strdup(zone);
-    r->host = tlsa_fqdn(zone, host);
-    r->protocol = strdup(tlsa_protocols[protocol]);
-    if (r->zone == NULL || r->host == NULL || r->protocol == NULL) {
-        rc = ks_fail(p->err, "out of memory");
-        goto out;
-    }
-    if (!valid_fqdn(r->host) || r->host[0] == '*') {
-        rc = cfail(p, path, "\"%s\" is not a host name a TLSA record can be at", r->host);
-        goto out;
-    }
-    rc = 0;
-    for (size_t i = 0; i + 1 < c->n_tlsa_records && rc == 0; i++)
-        if (same_tlsa(&c->tlsa_records[i], r))
-            rc = cfail(p, path, "the record for %s port %d is listed twice", r->host, r->port);
-out:
-    free(host);
-    return rc;
-}
-
-static size_t count_tlsa(json_object *zones)
-{
-    size_t n = 0;
-    json_object_object_foreach(zones, zone, items)
-    {
-        (void)zone;
-        n += json_object_is_type(items, json_type_array) ? json_object_array_length(items) : 1;
-    }
-    return n;
-}
-
-/* The zone of a group of records: lower case, "@" meaning the common name
- * as in alt_names. */
-static int tlsa_zone(cfgp *p, const ks_cert_config *c, const char *zone, const char *zpath,
-                     char **out)
-{
-    *out = lowercase_dup(strcmp(zone, "@") == 0 ? c->common_name : zone);
-    if (*out == NULL)
-        return ks_fail(p->err, "out of memory");
-    size_t len = strlen(*out);
-    if (len > 1 && (*out)[len - 1] == '.')
-        (*out)[len - 1] = '\0';
-    if (!valid_fqdn(*out) || (*out)[0] == '*')
-        return cfail(p, zpath, "\"%s\" is not a zone name", zone);
-    return 0;
-}
-
-static int cert_tlsa(cfgp *p, ks_cert_config *c, json_object *obj, const char *path)
-{
-    json_object *v = NULL;
-    char tpath[600];
-    if (obj == NULL || !json_object_object_get_ex(obj, "tlsa_records", &v) || v == NULL)
-        return 0;
-    child_path(tpath, sizeof(tpath), path, "tlsa_records");
-    if (expect_object(p, v, tpath) < 0)
-        return -1;
-    size_t n = count_tlsa(v);
-    if ((c->tlsa_records = calloc(n ? n : 1, sizeof(*c->tlsa_records))) == NULL)
-        return ks_fail(p->err, "out of memory");
-    json_object_object_foreach(v, zone, items)
-    {
-        char zpath[700], *z = NULL;
-        child_path(zpath, sizeof(zpath), tpath, zone);
-        int list = json_object_is_type(items, json_type_array);
-        size_t len = list ? json_object_array_length(items) : 1;
-        int rc = tlsa_zone(p, c, zone, zpath, &z);
-        for (size_t i = 0; i < len && rc == 0; i++) {
-            char ipath[800];
-            if (list)
-                index_path(ipath, sizeof(ipath), zpath, i);
-            rc = add_tlsa(p, c, z, list ? json_object_array_get_idx(items, i) : items,
-                          list ? ipath : zpath);
-        }
-        free(z);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------- services */
-
-int ks_config_service_index(const ks_config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->n_services; i++)
-        if (strcmp(cfg->services[i].name, name) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* Sets (adds or replaces) a service; the command is taken over. */
-static int set_service(ks_config *cfg, const char *name, char *command)
-{
-    int i = ks_config_service_index(cfg, name);
-    if (i >= 0) {
-        free(cfg->services[i].command);
-        cfg->services[i].command = command;
-        return 0;
-    }
-    ks_service *grown = realloc(cfg->services, (cfg->n_services + 1) * sizeof(*grown));
-    char *copy = strdup(name);
-    if (grown != NULL)
-        cfg->services = grown;
-    if (grown == NULL || copy == NULL || command == NULL) {
-        free(copy);
-        free(command);
-        return -1;
-    }
-    cfg->services[cfg->n_services++] = (ks_service){copy, command};
-    return 0;
-}
-
-static void remove_service(ks_config *cfg, const char *name)
-{
-    int i = ks_config_service_index(cfg, name);
-    if (i < 0)
-        return;
-    free(cfg->services[i].name);
-    free(cfg->services[i].command);
-    memmove(&cfg->services[i], &cfg->services[i + 1],
-            (cfg->n_services - (size_t)i - 1) * sizeof(*cfg->services));
-    cfg->n_services--;
-}
-
-/* Merged over acmebot's table: a name's command replaces it, null removes it. */
-static int parse_services(cfgp *p, ks_config *cfg, json_object *obj)
-{
-    if (expect_object(p, obj, "services") < 0)
-        return -1;
-    json_object_object_foreach(obj, name, v)
-    {
-        char path[512];
-        child_path(path, sizeof(path), "services", name);
-        if (check_name(p, path, name) < 0)
-            return -1;
-        if (v == NULL) {
-            remove_service(cfg, name);
-            continue;
-        }
-        if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-            return cfail(p, path,
-                         "expected the command that reloads the service, or null to "
-                         "remove it, got %s",
-                         type_name(v));
-        if (check_command(p, path, json_object_get_string(v)) < 0)
-            return -1;
-        if (set_service(cfg, name, strdup(json_object_get_string(v))) < 0)
-            return ks_fail(p->err, "out of memory");
-    }
-    return 0;
-}
-
-/* A list of service names (a certificate's, or settings.services) as
- * indexes into cfg->services; a name listed twice is reloaded once. */
-static int resolve_services(cfgp *p, const ks_config *cfg, json_object *v, const char *path,
-                            size_t **out, size_t *n)
-{
-    char **names = NULL;
-    size_t n_names = 0;
-    int rc = parse_string_list(p, v, path, NULL, &names, &n_names);
-    if (rc == 0 && (*out = calloc(n_names ? n_names : 1, sizeof(**out))) == NULL)
-        rc = ks_fail(p->err, "out of memory");
-    for (size_t i = 0; i < n_names && rc == 0; i++) {
-        char ipath[600];
-        int index = ks_config_service_index(cfg, names[i]);
-        if (json_object_is_type(v, json_type_array))
-            index_path(ipath, sizeof(ipath), path, i);
-        else
-            snprintf(ipath, sizeof(ipath), "%s", path);
-        if (index < 0) {
-            rc = cfail(p, ipath, "no service \"%s\" (define it in \"services\")", names[i]);
-            break;
-        }
-        int seen = 0;
-        for (size_t j = 0; j < *n; j++)
-            seen |= (*out)[j] == (size_t)index;
-        if (!seen)
-            (*out)[(*n)++] = (size_t)index;
-    }
-    free_strings(names, n_names);
-    return rc;
-}
-
-static int cert_services(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_object *obj,
-                         const char *path)
-{
-    json_object *v = NULL;
-    char spath[600];
-    if (obj != NULL && json_object_object_get_ex(obj, "services", &v)) {
-        child_path(spath, sizeof(spath), path, "services");
-        return resolve_services(p, cfg, v, spath, &c->services, &c->n_services);
-    }
-    return resolve_services(p, cfg, p->settings_services, "settings.services", &c->services,
-                            &c->n_services);
-}
-
-/* --------------------------------------------------------- hpkp_headers */
-
-/* The README names the key {key_name}; acmebot's code fills {name}: both. */
-static const char *const hpkp_header_fields[] = {"header", "key_name", "name", "server", NULL};
-
-static int hpkp_index(const ks_config *cfg, const char *server)
-{
-    for (size_t i = 0; i < cfg->n_hpkp_headers; i++)
-        if (strcmp(cfg->hpkp_headers[i].server, server) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* Sets (adds or replaces) a server's template, taken over. */
-static int set_hpkp_header(ks_config *cfg, const char *server, char *tmpl)
-{
-    int i = hpkp_index(cfg, server);
-    if (i >= 0) {
-        free(cfg->hpkp_headers[i].tmpl);
-        cfg->hpkp_headers[i].tmpl = tmpl;
-        return 0;
-    }
-    ks_hpkp_header *grown = realloc(cfg->hpkp_headers, (cfg->n_hpkp_headers + 1) * sizeof(*grown));
-    char *copy = strdup(server);
-    if (grown != NULL)
-        cfg->hpkp_headers = grown;
-    if (grown == NULL || copy == NULL || tmpl == NULL) {
-        free(copy);
-        free(tmpl);
-        return -1;
-    }
-    cfg->hpkp_headers[cfg->n_hpkp_headers++] = (ks_hpkp_header){copy, tmpl};
-    return 0;
-}
-
-static void remove_hpkp_header(ks_config *cfg, const char *server)
-{
-    int i = hpkp_index(cfg, server);
-    if (i < 0)
-        return;
-    free(cfg->hpkp_headers[i].server);
-    free(cfg->hpkp_headers[i].tmpl);
-    memmove(&cfg->hpkp_headers[i], &cfg->hpkp_headers[i + 1],
-            (cfg->n_hpkp_headers - (size_t)i - 1) * sizeof(*cfg->hpkp_headers));
-    cfg->n_hpkp_headers--;
-}
-
-/* Merged over the apache and nginx defaults; null removes a server. */
-static int parse_hpkp_headers(cfgp *p, ks_config *cfg, json_object *obj)
-{
-    if (expect_object(p, obj, "hpkp_headers") < 0)
-        return -1;
-    json_object_object_foreach(obj, server, v)
-    {
-        char path[512];
-        child_path(path, sizeof(path), "hpkp_headers", server);
-        if (check_name(p, path, server) < 0)
-            return -1;
-        if (v == NULL) {
-            remove_hpkp_header(cfg, server);
-            continue;
-        }
-        if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0)
-            return cfail(p, path,
-                         "expected a header template with {header}, or null to remove "
-                         "it, got %s",
-                         type_name(v));
-        if (check_format(p, path, json_object_get_string(v), hpkp_header_fields) < 0)
-            return -1;
-        if (set_hpkp_header(cfg, server, strdup(json_object_get_string(v))) < 0)
-            return ks_fail(p->err, "out of memory");
-    }
-    return 0;
-}
-
-/* -------------------------------------------------------------- ct_logs */
-
-/* Standard base64 with padding, as ct_logs keys and log IDs are written. */
-static unsigned char *b64_decode_new(const char *s, size_t *out_len)
-{
-    size_t len = strlen(s), pad = 0;
-    if (len == 0 || len % 4 != 0)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '=') {
-            if (i + 2 < len)
-                return NULL;
-            pad++;
-        } else if (pad > 0 || !(isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '/')) {
-            return NULL;
-        }
-    }
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    int n = out ? EVP_DecodeBlock(out, (const unsigned char *)s, (int)len) : -1;
-    if (n < (int)pad) {
-        free(out);
-        return NULL;
-    }
-    *out_len = (size_t)n - pad;
-    return out;
-}
-
-/* The key must be a public key OpenSSL reads, whole; its SHA-256 is the
- * log ID (RFC 6962 section 3.2). */
-static int set_ct_key(ks_ct_log *log, const char *b64)
-{
-    size_t len = 0;
-    unsigned char *der = b64_decode_new(b64, &len);
-    if (der == NULL)
-        return -1;
-    const unsigned char *q = der;
-    EVP_PKEY *key = d2i_PUBKEY(NULL, &q, (long)len);
-    int whole = key != NULL && q == der + len;
-    EVP_PKEY_free(key);
-    ERR_clear_error();
-    unsigned int n = 0;
-    if (!whole || EVP_Digest(der, len, log->id, &n, EVP_sha256(), NULL) != 1) {
-        free(der);
-        return -1;
-    }
-    log->key_der = der;
-    log->key_len = len;
-    return 0;
-}
-
-/* The log ID, which must match the key when there is one. */
-static int set_ct_id(cfgp *p, ks_ct_log *log, const char *b64, const char *path)
-{
-    size_t len = 0;
-    unsigned char *id = b64_decode_new(b64, &len);
-    if (id == NULL || len != sizeof(log->id)) {
-        free(id);
-        return cfail(p, path,
-                     "expected the log ID: base64 of 32 bytes (the SHA-256 of the "
-                     "log's key)");
-    }
-    int differs = log->key_der != NULL && memcmp(id, log->id, sizeof(log->id)) != 0;
-    memcpy(log->id, id, sizeof(log->id));
-    free(id);
-    return differs ? cfail(p, path, "is not the SHA-256 of the log's \"key\"") : 0;
-}
-
-/* "2020-01-01T00:00:00Z" or "2020-01-01T00:00Z", UTC, as acmebot's ct_logs
- * write the shards' windows. */
-static int parse_utc(const char *s, time_t *out)
-{
-    static const char shape[] = "dddd-dd-ddTdd:dd";
-    size_t n = strlen(shape);
-    for (size_t i = 0; i < n; i++)
-        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
-            return -1;
-    struct tm tm = {0};
-    tm.tm_year = atoi(s) - 1900;
-    tm.tm_mon = atoi(s + 5) - 1;
-    tm.tm_mday = atoi(s + 8);
-    tm.tm_hour = atoi(s + 11);
-    tm.tm_min = atoi(s + 14);
-    const char *rest = s + n;
-    if (rest[0] == ':' && isdigit((unsigned char)rest[1]) && isdigit((unsigned char)rest[2])) {
-        tm.tm_sec = atoi(rest + 1);
-        rest += 3;
-    }
-    if (strcmp(rest, "Z") != 0 || tm.tm_mon > 11 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-        tm.tm_sec > 59)
-        return -1;
-    int mday = tm.tm_mday, mon = tm.tm_mon;
-    *out = timegm(&tm);
-    /* timegm() turns 2021-02-30 into March: the day must be its month's. */
-    return tm.tm_mday == mday && tm.tm_mon == mon ? 0 : -1;
-}
-
-static int ct_window(cfgp *p, json_object *obj, const char *path, const char *key, time_t *t)
-{
-    char *s = NULL, cpath[700];
-    if (opt_string(p, obj, path, key, 0, &s) < 0)
-        return -1;
-    int bad = s != NULL && parse_utc(s, t) < 0;
-    free(s);
-    child_path(cpath, sizeof(cpath), path, key);
-    return bad ? cfail(p, cpath, "expected a UTC time such as \"2024-01-01T00:00:00Z\"") : 0;
-}
-
-static const char *const ct_log_keys[] = {"url", "key", "log_id", "id", "start", "end", NULL};
-
-/* The key and the log ID: either or both (then they must agree). */
-static int ct_identity(cfgp *p, ks_ct_log *log, const char *key, const char *id, const char *old_id,
-                       const char *path)
-{
-    char cpath[700];
-    if (key == NULL && id == NULL && old_id == NULL)
-        return cfail(p, path,
-                     "give the log's \"key\" (base64 DER public key) or its "
-                     "\"log_id\"");
-    if (id != NULL && old_id != NULL)
-        return cfail(p, path, "give \"log_id\" or its older name \"id\", not both");
-    child_path(cpath, sizeof(cpath), path, "key");
-    if (key != NULL && set_ct_key(log, key) < 0)
-        return cfail(p, cpath,
-                     "expected the log's public key: base64 of a DER "
-                     "SubjectPublicKeyInfo");
-    if (id == NULL && old_id == NULL)
-        return 0;
-    child_path(cpath, sizeof(cpath), path, id ? "log_id" : "id");
-    return set_ct_id(p, log, id ? id : old_id, cpath);
-}
-
-/* One log or shard: {url, key, log_id (or acmebot's older "id"), start,
- * end}. */
-static int parse_ct_shard(cfgp *p, ks_ct_log *log, json_object *obj, const char *path)
-{
-    char *key = NULL, *id = NULL, *old_id = NULL, cpath[700];
-    int rc = -1;
-    if (expect_object(p, obj, path) < 0)
-        return -1;
-    check_keys(p, obj, path, ct_log_keys, NULL);
-    child_path(cpath, sizeof(cpath), path, "url");
-    if (opt_string(p, obj, path, "url", 0, &log->url) < 0 ||
-        opt_string(p, obj, path, "key", 0, &key) < 0 ||
-        opt_string(p, obj, path, "log_id", 0, &id) < 0 ||
-        opt_string(p, obj, path, "id", 0, &old_id) < 0 ||
-        ct_window(p, obj, path, "start", &log->start) < 0 ||
-        ct_window(p, obj, path, "end", &log->end) < 0)
-        goto out;
-    if (log->url == NULL)
-        cfail(p, path, "\"url\" is required (the log's https:// address)");
-    else if (check_url(p, cpath, log->url) == 0 && ct_identity(p, log, key, id, old_id, path) == 0)
-        rc = log->start != 0 && log->end != 0 && log->end <= log->start
-                 ? cfail(p, path, "\"end\" must be after \"start\"")
-                 : 0;
-out:
-    free(key);
-    free(id);
-    free(old_id);
-    return rc;
-}
-
-static void free_ct_log(ks_ct_log *log)
-{
-    free(log->name);
-    free(log->url);
-    free(log->key_der);
-}
-
-/* Removes every shard of a log (the user's entry replaces the default). */
-static void remove_ct_log(ks_config *cfg, const char *name)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < cfg->n_ct_logs; i++) {
-        if (strcmp(cfg->ct_logs[i].name, name) == 0)
-            free_ct_log(&cfg->ct_logs[i]);
-        else
-            cfg->ct_logs[kept++] = cfg->ct_logs[i];
-    }
-    cfg->n_ct_logs = kept;
-}
-
-static ks_ct_log *new_ct_log(ks_config *cfg, const char *name)
-{
-    ks_ct_log *grown = realloc(cfg->ct_logs, (cfg->n_ct_logs + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return NULL;
-    cfg->ct_logs = grown;
-    ks_ct_log *log = &cfg->ct_logs[cfg->n_ct_logs];
-    memset(log, 0, sizeof(*log));
-    if ((log->name = strdup(name)) == NULL)
-        return NULL;
-    cfg->n_ct_logs++;
-    return log;
-}
-
-static int add_ct_shard(cfgp *p, ks_config *cfg, const char *name, json_object *obj,
-                        const char *path)
-{
-    ks_ct_log *log = new_ct_log(cfg, name);
-    return log ? parse_ct_shard(p, log, obj, path) : ks_fail(p->err, "out of memory");
-}
-
-/* A log is one object or a list of shards; null removes a default. */
-static int parse_ct_logs(cfgp *p, ks_config *cfg, json_object *obj)
-{
-    if (expect_object(p, obj, "ct_logs") < 0)
-        return -1;
-    json_object_object_foreach(obj, name, v)
-    {
-        char path[512];
-        child_path(path, sizeof(path), "ct_logs", name);
-        if (check_name(p, path, name) < 0)
-            return -1;
-        remove_ct_log(cfg, name);
-        if (v == NULL)
-            continue;
-        if (!json_object_is_type(v, json_type_array)) {
-            if (add_ct_shard(p, cfg, name, v, path) < 0)
-                return -1;
-            continue;
-        }
-        if (json_object_array_length(v) == 0)
-            return cfail(p, path, "a list of shards must not be empty (null removes the log)");
-        for (size_t i = 0; i < json_object_array_length(v); i++) {
-            char ipath[600];
-            index_path(ipath, sizeof(ipath), path, i);
-            if (add_ct_shard(p, cfg, name, json_object_array_get_idx(v, i), ipath) < 0)
-                return -1;
-        }
-    }
-    return 0;
-}
-
-/* Log names as indexes of every shard of each; an unknown name is an
- * error at its path. */
-static int resolve_ct_logs(cfgp *p, const ks_config *cfg, char *const *names, size_t n_names,
-                           const char *path, int single, size_t **out, size_t *n)
-{
-    if ((*out = calloc(cfg->n_ct_logs ? cfg->n_ct_logs : 1, sizeof(**out))) == NULL)
-        return ks_fail(p->err, "out of memory");
-    for (size_t i = 0; i < n_names; i++) {
-        char ipath[600];
-        if (single)
-            snprintf(ipath, sizeof(ipath), "%s", path);
-        else
-            index_path(ipath, sizeof(ipath), path, i);
-        int found = 0, seen = 0;
-        for (size_t j = 0; j < i; j++)
-            seen |= strcmp(names[j], names[i]) == 0;
-        for (size_t j = 0; j < cfg->n_ct_logs; j++) {
-            if (strcmp(cfg->ct_logs[j].name, names[i]) != 0)
-                continue;
-            found = 1;
-            if (!seen)
-                (*out)[(*n)++] = j;
-        }
-        if (!found)
-            return cfail(p, ipath,
-                         "no log \"%s\" in ct_logs (keysvc's defaults are "
-                         "google_icarus and google_pilot)",
-                         names[i]);
-    }
-    return 0;
-}
-
-static int cert_ct_logs(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_object *obj,
-                        const char *path)
-{
-    json_object *v = NULL;
-    char lpath[600];
-    if (obj == NULL || !json_object_object_get_ex(obj, "ct_submit_logs", &v))
-        return resolve_ct_logs(p, cfg, cfg->ct_submit_logs, cfg->n_ct_submit_logs,
-                               "settings.ct_submit_logs", 0, &c->ct_logs, &c->n_ct_logs);
-    child_path(lpath, sizeof(lpath), path, "ct_submit_logs");
-    char **names = NULL;
-    size_t n = 0;
-    int rc =
-        parse_string_list(p, v, lpath, check_name, &names, &n) < 0
-            ? -1
-            : resolve_ct_logs(p, cfg, names, n, lpath, json_object_is_type(v, json_type_string),
-                              &c->ct_logs, &c->n_ct_logs);
-    free_strings(names, n);
-    return rc;
 }
 
 /* ------------------------------------------------------------- sections */
@@ -1589,8 +717,8 @@ static int cert_ocsp(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_obje
         return -1;
     return obj == NULL ? 0
            : opt_bool(p, obj, path, "ocsp_must_staple", &c->ocsp_must_staple) < 0 ||
-                   opt_string_list(p, obj, path, "ocsp_responder_urls", check_url,
-                                   &c->ocsp_responder_urls, &c->n_ocsp_responder_urls) < 0
+                   cfg_opt_string_list(p, obj, path, "ocsp_responder_urls", cfg_check_url,
+                                       &c->ocsp_responder_urls, &c->n_ocsp_responder_urls) < 0
                ? -1
                : 0;
 }
@@ -1613,7 +741,7 @@ int parse_cert_acmebot(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_ob
 void free_cert_acmebot(ks_cert_config *c)
 {
     free(c->services);
-    free_strings(c->ocsp_responder_urls, c->n_ocsp_responder_urls);
+    cfg_free_strings(c->ocsp_responder_urls, c->n_ocsp_responder_urls);
     free(c->ct_logs);
     free_verify(c->verify, c->n_verify);
     for (size_t i = 0; i < c->n_tlsa_records; i++) {
@@ -1709,10 +837,10 @@ int set_acmebot_defaults(ks_config *cfg)
         (cfg->public_suffix_list_url =
              strdup("https://publicsuffix.org/list/public_suffix_list.dat")) == NULL ||
         (cfg->nsupdate_command = strdup("/usr/bin/nsupdate")) == NULL ||
-        append_string(&p, &cfg->ocsp_responder_urls, &cfg->n_ocsp_responder_urls,
-                      "http://ocsp.int-x3.letsencrypt.org") < 0 ||
-        append_string(&p, &cfg->ct_submit_logs, &cfg->n_ct_submit_logs, "google_icarus") < 0 ||
-        append_string(&p, &cfg->ct_submit_logs, &cfg->n_ct_submit_logs, "google_pilot") < 0)
+        cfg_append_string(&p, &cfg->ocsp_responder_urls, &cfg->n_ocsp_responder_urls,
+                          "http://ocsp.int-x3.letsencrypt.org") < 0 ||
+        cfg_append_string(&p, &cfg->ct_submit_logs, &cfg->n_ct_submit_logs, "google_icarus") < 0 ||
+        cfg_append_string(&p, &cfg->ct_submit_logs, &cfg->n_ct_submit_logs, "google_pilot") < 0)
         return -1;
     return set_default_paths(cfg) < 0 ? -1 : set_default_tables(cfg);
 }
@@ -1733,8 +861,8 @@ void free_acmebot_config(ks_config *cfg)
                        cfg->nsupdate_command};
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
         free(strings[i]);
-    free_strings(cfg->ocsp_responder_urls, cfg->n_ocsp_responder_urls);
-    free_strings(cfg->ct_submit_logs, cfg->n_ct_submit_logs);
+    cfg_free_strings(cfg->ocsp_responder_urls, cfg->n_ocsp_responder_urls);
+    cfg_free_strings(cfg->ct_submit_logs, cfg->n_ct_submit_logs);
     free_verify(cfg->verify, cfg->n_verify);
     for (size_t i = 0; i < cfg->n_services; i++) {
         free(cfg->services[i].name);
@@ -1751,7 +879,7 @@ void free_acmebot_config(ks_config *cfg)
     free(cfg->ct_logs);
     for (size_t i = 0; i < cfg->n_authorizations; i++) {
         free(cfg->authorizations[i].name);
-        free_strings(cfg->authorizations[i].fqdns, cfg->authorizations[i].n_fqdns);
+        cfg_free_strings(cfg->authorizations[i].fqdns, cfg->authorizations[i].n_fqdns);
     }
     free(cfg->authorizations);
 }

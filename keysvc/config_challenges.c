@@ -65,17 +65,6 @@ int parse_tls_alpn_challenges(cfgp *p, ks_config *cfg, json_object *obj)
 
 static const char *const dns_hooks_keys[] = {"auth", "cleanup", "timeout", NULL};
 
-/* A hook command must split into words now, not when it is first needed. */
-static int check_command(cfgp *p, const char *path, const char *command)
-{
-    char **argv = NULL;
-    ks_err why = {0};
-    if (ks_split_words(command, &argv, &why) < 0)
-        return cfail(p, path, "%s", why.msg);
-    ks_words_free(argv);
-    return 0;
-}
-
 int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj)
 {
     long timeout = cfg->dns_hook_timeout;
@@ -89,9 +78,9 @@ int parse_dns_hooks(cfgp *p, ks_config *cfg, json_object *obj)
     cfg->dns_hook_timeout = (int)timeout;
     if (cfg->dns_auth_hook == NULL)
         return cfail(p, "dns_hooks.auth", "the auth hook is required (it publishes the record)");
-    if (check_command(p, "dns_hooks.auth", cfg->dns_auth_hook) < 0 ||
+    if (cfg_check_command(p, "dns_hooks.auth", cfg->dns_auth_hook) < 0 ||
         (cfg->dns_cleanup_hook != NULL &&
-         check_command(p, "dns_hooks.cleanup", cfg->dns_cleanup_hook) < 0))
+         cfg_check_command(p, "dns_hooks.cleanup", cfg->dns_cleanup_hook) < 0))
         return -1;
     return 0;
 }

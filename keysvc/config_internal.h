@@ -2,7 +2,9 @@
  * Internals shared by config.c (loading, accessors, simple sections),
  * config_keys.c (tenants, certificates, private keys),
  * config_challenges.c (validation methods, EAB), config_dns.c (dns-01,
- * http-01, hooks) and config_acmebot.c (acmebot's other sections).
+ * http-01, hooks), config_acmebot.c (acmebot's other settings and
+ * sections), config_records.c (each certificate's verify and
+ * tlsa_records) and config_tables.c (services, hpkp_headers, ct_logs).
  */
 #ifndef KEYSVC_CONFIG_INTERNAL_H
 #define KEYSVC_CONFIG_INTERNAL_H
@@ -108,6 +110,70 @@ int parse_cert_acmebot(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_ob
 void warn_full_key(cfgp *p, const ks_config *cfg);
 void free_cert_acmebot(ks_cert_config *c);
 void free_acmebot_config(ks_config *cfg);
+
+/* config_acmebot.c's helpers, also used by config_records.c and
+ * config_tables.c.  A check gets the item's path for its message. */
+typedef int (*cfg_item_check)(cfgp *p, const char *path, const char *s);
+/* Frees the n strings of list, then list. */
+void cfg_free_strings(char **list, size_t n);
+/* Appends a copy of s to *list, which has *n strings. */
+int cfg_append_string(cfgp *p, char ***list, size_t *n, const char *s);
+/* A list of strings, a single string, or null (none), each checked. */
+int cfg_parse_string_list(cfgp *p, json_object *v, const char *path, cfg_item_check check,
+                          char ***out, size_t *n);
+/* As cfg_parse_string_list for obj's key; absent: *list keeps its default. */
+int cfg_opt_string_list(cfgp *p, json_object *obj, const char *path, const char *key,
+                        cfg_item_check check, char ***list, size_t *n);
+/* An https:// or http:// URL with a host. */
+int cfg_check_url(cfgp *p, const char *path, const char *url);
+/* A log, service or server name (it ends up in file names). */
+int cfg_check_name(cfgp *p, const char *path, const char *name);
+/* A command that splits into words (it runs without a shell). */
+int cfg_check_command(cfgp *p, const char *path, const char *command);
+/* A Python format template using only `fields` (NULL-terminated). */
+int cfg_check_format(cfgp *p, const char *path, const char *tmpl, const char *const *fields);
+
+/* config_records.c: each certificate's "verify" and "tlsa_records". */
+/* acmebot's verify (a list of targets, one target, or null) into *out. */
+int parse_verify_list(cfgp *p, json_object *v, const char *path, ks_verify_target **out, size_t *n);
+/* Frees n targets parsed by parse_verify_list, then the array. */
+void free_verify(ks_verify_target *targets, size_t n);
+/* c's verify targets: its own, or settings.verify narrowed to c. */
+int cert_verify(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_object *obj,
+                const char *path);
+/* c's tlsa_records, when obj has them. */
+int cert_tlsa(cfgp *p, ks_cert_config *c, json_object *obj, const char *path);
+
+/* config_tables.c: the "services", "hpkp_headers" and "ct_logs" tables and
+ * the references to them; set_acmebot_defaults fills in their defaults. */
+/* Sets (adds or replaces) a service; the command is taken over. */
+int set_service(ks_config *cfg, const char *name, char *command);
+/* The "services" section, merged over acmebot's table. */
+int parse_services(cfgp *p, ks_config *cfg, json_object *obj);
+/* Service names (a list, a name or null) as indexes into cfg->services. */
+int resolve_services(cfgp *p, const ks_config *cfg, json_object *v, const char *path, size_t **out,
+                     size_t *n);
+/* c's services, or settings.services when it names none. */
+int cert_services(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_object *obj,
+                  const char *path);
+/* Sets (adds or replaces) a server's HPKP header template, taken over. */
+int set_hpkp_header(ks_config *cfg, const char *server, char *tmpl);
+/* The "hpkp_headers" section, merged over the apache and nginx defaults. */
+int parse_hpkp_headers(cfgp *p, ks_config *cfg, json_object *obj);
+/* Sets the log's key (base64 DER) and its ID, the key's SHA-256; -1: not a key. */
+int set_ct_key(ks_ct_log *log, const char *b64);
+/* Frees what the log entry holds (not the entry). */
+void free_ct_log(ks_ct_log *log);
+/* Appends an empty entry named name to cfg->ct_logs; NULL: out of memory. */
+ks_ct_log *new_ct_log(ks_config *cfg, const char *name);
+/* The "ct_logs" section, merged over keysvc's default logs. */
+int parse_ct_logs(cfgp *p, ks_config *cfg, json_object *obj);
+/* Log names as indexes of every shard of each (single: path has no index). */
+int resolve_ct_logs(cfgp *p, const ks_config *cfg, char *const *names, size_t n_names,
+                    const char *path, int single, size_t **out, size_t *n);
+/* c's ct_submit_logs, or settings.ct_submit_logs when it names none. */
+int cert_ct_logs(cfgp *p, const ks_config *cfg, ks_cert_config *c, json_object *obj,
+                 const char *path);
 
 /* config_challenges.c: tls_alpn_challenges, dns_hooks, EAB members. */
 int parse_tls_alpn_challenges(cfgp *p, ks_config *cfg, json_object *obj);
