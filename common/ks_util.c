@@ -251,3 +251,17 @@ int ks_hex_digit(int c)
         return c - 'A' + 10;
     return -1;
 }
+
+char *ks_hex_new(const unsigned char *b, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = malloc(len * 2 + 1);
+    if (hex == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[b[i] >> 4];
+        hex[2 * i + 1] = digits[b[i] & 15];
+    }
+    hex[len * 2] = '\0';
+    return hex;
+}

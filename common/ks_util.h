@@ -35,10 +35,14 @@ int ks_mkdirs(const char *path, mode_t mode, ks_err *err);
 /* fsync of a directory, so that a rename or a new entry in it is durable. */
 int ks_fsync_dir(const char *dir, ks_err *err);
 
-/* Formats into a newly allocated string (caller frees); NULL on OOM. */
 /* The value of a hex digit (either case), or -1. */
 int ks_hex_digit(int c);
 
+/* `len` bytes as lower-case hex, newly allocated (caller frees); NULL on
+ * OOM. */
+char *ks_hex_new(const unsigned char *b, size_t len);
+
+/* Formats into a newly allocated string (caller frees); NULL on OOM. */
 char *ks_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Wipes and frees a secret buffer of `len` bytes (or strlen+1 when len is 0). */

@@ -228,7 +228,8 @@ static void check_root_certs(check_state *st)
 }
 
 /* TLSA records are set by RFC 2136 only: a zone without an update key
- * would get the same warning at every run (once per zone here). */
+ * would get the same warning at every run (here once per zone and
+ * certificate). */
 static void check_tlsa_zones(check_state *st)
 {
     const ks_config *cfg = st->cfg;

@@ -289,12 +289,12 @@ static int revoke_keys_selected(ks_run *run)
             continue;
         if (revoke_key_certificates(run, ki, &err) < 0 ||
             store_key_request_rollover(run->db, run->tenant, k->name, &marked, &err) < 0 ||
-            ks_install_archive_certificates(run, ki, &err) < 0 ||
-            ks_tlsa_remove_key(run, ki, &err) < 0) {
+            ks_install_archive_certificates(run, ki, &err) < 0) {
             ks_error("%s", err.msg);
             failures++;
             continue;
         }
+        failures += ks_tlsa_remove_key(run, ki);
         run->changed = 1;
         if (marked > 0)
             ks_log_action("private key %s: the next run rolls it over", k->name);

@@ -6,7 +6,6 @@
 #include "config_internal.h"
 
 #include "b64.h"
-#include "hook.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>

@@ -525,10 +525,12 @@ static void wipe_resolver_key(ldns_resolver *r)
         OPENSSL_cleanse(copy, strlen(copy));
 }
 
-/* Signs and sends the update of `zone` made of `updates` to `server`. */
+/* Signs and sends the update of `zone` made of `updates` to `server`,
+ * over TCP when `tcp` (libldns never falls back to it for an update, and
+ * a zone's TLSA RRsets soon outgrow a UDP message). */
 static int send_signed_update(const ks_dns *d, const ks_dns_server *server,
                               const ks_tsig_key *key, const char *zone,
-                              const ldns_rr_list *updates, ks_err *err)
+                              const ldns_rr_list *updates, int tcp, ks_err *err)
 {
     char label[64];
     ks_dns_server_str(server, label, sizeof(label));
@@ -536,6 +538,7 @@ static int send_signed_update(const ks_dns *d, const ks_dns_server *server,
     ldns_pkt *pkt = NULL;
     int rc = -1;
     if (r != NULL) {
+        ldns_resolver_set_usevc(r, tcp != 0);
         set_resolver_key(r, key);
         pkt = update_pkt_new(r, zone, updates);
     }
@@ -562,7 +565,7 @@ int ks_dns_update_txt(const ks_dns *d, const ks_dns_server *server, const ks_tsi
     if (rr == NULL || list == NULL || !ldns_rr_list_push_rr(list, rr))
         ks_fail(err, "building the update for %s", name);
     else
-        rc = send_signed_update(d, server, key, zone, list, err);
+        rc = send_signed_update(d, server, key, zone, list, 0, err);
     ldns_rr_list_free(list); /* the list only: rr is freed below */
     ldns_rr_free(rr);
     return rc;
@@ -571,29 +574,21 @@ int ks_dns_update_txt(const ks_dns *d, const ks_dns_server *server, const ks_tsi
 /* ------------------------------------------------------------ TLSA */
 
 /* "usage selector matching hex" of a TLSA record, the digest in lower
- * case, as keysvc writes it.  Caller frees. */
+ * case as keysvc writes it, so that the texts compare.  Caller frees. */
 static char *tlsa_text_new(const ldns_rr *rr)
 {
-    static const char hex[] = "0123456789abcdef";
     const ldns_rdf *data = ldns_rr_rdf(rr, 3);
-    size_t size = ldns_rdf_size(data);
-    char *out = malloc(3 * 4 + 2 * size + 1);
-    if (out == NULL)
-        return NULL;
-    int used = sprintf(out, "%u %u %u ", ldns_rdf2native_int8(ldns_rr_rdf(rr, 0)),
-                       ldns_rdf2native_int8(ldns_rr_rdf(rr, 1)),
-                       ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)));
-    const uint8_t *bytes = ldns_rdf_data(data);
-    for (size_t i = 0; i < size; i++) {
-        out[used++] = hex[bytes[i] >> 4];
-        out[used++] = hex[bytes[i] & 0xf];
-    }
-    out[used] = '\0';
+    char *hex = ks_hex_new(ldns_rdf_data(data), ldns_rdf_size(data));
+    char *out = hex ? ks_strdup_printf("%u %u %u %s", ldns_rdf2native_int8(ldns_rr_rdf(rr, 0)),
+                                       ldns_rdf2native_int8(ldns_rr_rdf(rr, 1)),
+                                       ldns_rdf2native_int8(ldns_rr_rdf(rr, 2)), hex)
+                    : NULL;
+    free(hex);
     return out;
 }
 
 int ks_dns_tlsa_at(const ks_dns *d, const ks_dns_server *server, const char *name,
-                   char ***values, size_t *n, ks_err *err)
+                   char ***values, size_t *n, int *ttl, ks_err *err)
 {
     char why[200], label[64];
     ldns_resolver *r = resolver_for(d, server, 0);
@@ -607,19 +602,25 @@ int ks_dns_tlsa_at(const ks_dns *d, const ks_dns_server *server, const char *nam
     ldns_rr_list *answer = ldns_pkt_answer(pkt);
     size_t count = ldns_rr_list_rr_count(answer);
     char **out = calloc(count + 1, sizeof(*out));
+    int oom = out == NULL;
     *n = 0;
-    for (size_t i = 0; out != NULL && i < count; i++) {
+    *ttl = -1;
+    for (size_t i = 0; !oom && i < count; i++) {
         ldns_rr *rr = ldns_rr_list_rr(answer, i);
         if (ldns_rr_get_type(rr) != LDNS_RR_TYPE_TLSA || !owner_is(rr, name) ||
             ldns_rr_rd_count(rr) != 4)
             continue;
-        char *text = tlsa_text_new(rr);
-        if (text != NULL)
-            out[(*n)++] = text;
+        if ((out[*n] = tlsa_text_new(rr)) == NULL)
+            oom = 1;
+        else
+            (*n)++;
+        *ttl = (int)ldns_rr_ttl(rr); /* an RRset has one TTL (RFC 2181 5.2) */
     }
     ldns_pkt_free(pkt);
-    if (out == NULL)
+    if (oom) {
+        ks_dns_strings_free(out);
         return ks_fail(err, "out of memory");
+    }
     *values = out;
     return 0;
 }
@@ -678,7 +679,7 @@ int ks_dns_update_tlsa(const ks_dns *d, const ks_dns_server *server, const ks_ts
                              sets[i].rdata[v]);
     }
     if (rc == 0)
-        rc = send_signed_update(d, server, key, zone, list, err);
+        rc = send_signed_update(d, server, key, zone, list, 1, err);
     ldns_rr_list_deep_free(list);
     return rc;
 }

@@ -82,9 +82,10 @@ int ks_dns_update_txt(const ks_dns *d, const ks_dns_server *server, const ks_tsi
                       ks_err *err);
 
 /* The TLSA records at `name`, asked of `server` without recursion, each as
- * libldns presents it: "usage selector matching HEX".  Freed like TXT. */
+ * "usage selector matching hex" (the digest in lower case), and their TTL
+ * (-1 when there are none).  Freed like TXT. */
 int ks_dns_tlsa_at(const ks_dns *d, const ks_dns_server *server, const char *name,
-                   char ***values, size_t *n, ks_err *err);
+                   char ***values, size_t *n, int *ttl, ks_err *err);
 
 /* One TLSA RRset an update replaces: `owner` (_port._proto.host) is emptied,
  * then each of `rdata` ("usage selector matching hex") is added with `ttl`.
@@ -97,7 +98,7 @@ typedef struct ks_dns_tlsa_set {
 } ks_dns_tlsa_set;
 
 /* Replaces every RRset of `sets` in `zone` by one TSIG-signed RFC 2136
- * update sent to `server`: the server applies all of it or none. */
+ * update sent to `server` over TCP: the server applies all of it or none. */
 int ks_dns_update_tlsa(const ks_dns *d, const ks_dns_server *server, const ks_tsig_key *key,
                        const char *zone, const ks_dns_tlsa_set *sets, size_t n, ks_err *err);
 

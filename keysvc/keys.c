@@ -182,7 +182,7 @@ static int generate_pending(store *db, ks_signer *signer, const ks_key_request *
     memset(row, 0, sizeof(*row));
     if (ks_signer_new_keyref(signer, req->purpose, &ref, err) < 0)
         return -1;
-    char *hex = ks_proto_hex_new(ref.id + 1, 4);
+    char *hex = ks_hex_new(ref.id + 1, 4);
     row->tenant = strdup(req->tenant);
     row->purpose = strdup(ks_key_purpose_name(req->purpose));
     row->name = strdup(req->name);

@@ -473,10 +473,15 @@ static int process_tenant_keys(ks_run *run)
  * their certificates and keys are settled. */
 static int process_tenant_tlsa(ks_run *run)
 {
-    int failures = 0;
+    unsigned char *wanted = calloc(run->cfg->n_keys ? run->cfg->n_keys : 1, 1);
+    if (wanted == NULL) {
+        ks_error("TLSA records: out of memory");
+        return 1;
+    }
     for (size_t ki = 0; ki < run->cfg->n_keys; ki++)
-        if (key_wanted(run, ki))
-            failures += ks_tlsa_update_key(run, ki);
+        wanted[ki] = (unsigned char)key_wanted(run, ki);
+    int failures = ks_tlsa_update(run, wanted);
+    free(wanted);
     return failures;
 }
 

@@ -143,23 +143,9 @@ int ks_proto_b64(json_object *obj, const char *key, unsigned char **out, size_t 
     return *out ? 0 : ks_fail(err, "\"%s\" is not base64url", key);
 }
 
-char *ks_proto_hex_new(const unsigned char *b, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *hex = malloc(len * 2 + 1);
-    if (hex == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        hex[2 * i] = digits[b[i] >> 4];
-        hex[2 * i + 1] = digits[b[i] & 15];
-    }
-    hex[len * 2] = '\0';
-    return hex;
-}
-
 void ks_proto_add_hex(json_object *obj, const char *key, const unsigned char *b, size_t len)
 {
-    char *hex = ks_proto_hex_new(b, len);
+    char *hex = ks_hex_new(b, len);
     if (hex != NULL)
         json_object_object_add(obj, key, json_object_new_string(hex));
     free(hex);

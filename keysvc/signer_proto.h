@@ -71,9 +71,6 @@ int ks_proto_hex_value(json_object *v, const char *what, unsigned char *out, siz
 int ks_proto_b64(json_object *obj, const char *key, unsigned char **out, size_t *len,
                  ks_err *err);
 
-/* Lower-case hex of bytes, newly allocated (caller frees), or NULL. */
-char *ks_proto_hex_new(const unsigned char *b, size_t len);
-
 /* Adds a member holding the hex / base64url text of bytes. */
 void ks_proto_add_hex(json_object *obj, const char *key, const unsigned char *b, size_t len);
 void ks_proto_add_b64(json_object *obj, const char *key, const unsigned char *b, size_t len);

@@ -295,7 +295,7 @@ static void log_operation(const tenant *t, const char *op, const unsigned char *
 {
     if (!ok)
         return; /* ks_signer_dispatch logs every refusal with its reason */
-    char *hex = ks_proto_hex_new(id, id_len);
+    char *hex = ks_hex_new(id, id_len);
     ks_info("signer: tenant \"%s\": %s key %s: done", t->name, op, hex ? hex : "?");
     free(hex);
 }
@@ -547,7 +547,7 @@ static json_object *op_list(ks_signer_server *s, ks_signer_conn *c, json_object 
         i++;
     json_object *r = reply_ok(), *arr = json_object_new_array();
     for (; i < c->list_n && added < limit; i++, added++) {
-        char *hex = ks_proto_hex_new(c->list[i].id, c->list[i].len);
+        char *hex = ks_hex_new(c->list[i].id, c->list[i].len);
         if (hex != NULL)
             json_object_array_add(arr, json_object_new_string(hex));
         free(hex);

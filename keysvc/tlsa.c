@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,19 +53,6 @@ static int rdata_push(rdata_list *l, char *text, ks_err *err)
     return 0;
 }
 
-static char *hex_new(const unsigned char *b, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    char *out = malloc(2 * len + 1);
-    for (size_t i = 0; out != NULL && i < len; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 0xf];
-    }
-    if (out != NULL)
-        out[2 * len] = '\0';
-    return out;
-}
-
 /* The SHA-256 (matching type 1) and SHA-512 (2) records of one subject,
  * given as DER. */
 static int push_subject(rdata_list *l, int usage, int selector, const unsigned char *der,
@@ -84,7 +72,7 @@ static int push_subject(rdata_list *l, int usage, int selector, const unsigned c
         EVP_MD_free(alg);
         if (!ok)
             return ks_fail(err, "%s digest for a TLSA record failed", types[i].md);
-        char *hex = hex_new(md, md_len);
+        char *hex = ks_hex_new(md, md_len);
         char *text = hex ? ks_strdup_printf("%d %d %d %s", usage, selector, types[i].matching,
                                             hex)
                          : NULL;
@@ -126,6 +114,10 @@ int ks_tlsa_rdata_new(const ks_tlsa_record *rec, const ks_tlsa_material *m, char
     if (end_entity && rec->selector == KS_TLSA_SELECTOR_SPKI) {
         for (size_t i = 0; rc == 0 && i < m->n_keys; i++)
             rc = key_subject(&l, rec->usage, m->keys[i], err);
+        /* After a rollover the installed certificate may still be on the
+         * old key until its replacement is issued: keep it published. */
+        for (size_t i = 0; rc == 0 && i < m->n_leaves; i++)
+            rc = cert_subject(&l, rec->usage, KS_TLSA_SELECTOR_SPKI, m->leaves[i], err);
     } else {
         for (size_t i = 0; rc == 0 && i < n_certs; i++)
             rc = cert_subject(&l, rec->usage, rec->selector, certs[i], err);
@@ -180,28 +172,32 @@ static int add_pem(material *m, const char *pem, int leaf, ks_err *err)
             X509_free(x);
         }
     }
-    ERR_clear_error(); /* the end of the PEM text */
+    /* The loop ends at the end of the text (no further BEGIN line) or at a
+     * block that does not parse, which must not shrink the records. */
+    unsigned long why = ERR_peek_last_error();
+    int at_end = ERR_GET_LIB(why) == ERR_LIB_PEM && ERR_GET_REASON(why) == PEM_R_NO_START_LINE;
+    ERR_clear_error();
     BIO_free(bio);
-    return leaf ? ks_fail(err, "the stored certificate cannot be read") : 0;
+    if (!at_end)
+        return ks_fail(err, "a certificate in the PEM text cannot be read");
+    return leaf ? ks_fail(err, "no certificate in the PEM text") : 0;
 }
 
-/* The current certificate of `cert` in `type` and its chain; none yet is
- * said and skipped. */
+/* The current certificate of `cert` in `type` and its chain.  Returns 1,
+ * 0 when there is none yet, -1 on an error. */
 static int add_certificate(ks_run *run, const ks_cert_config *cert, ks_key_type type,
                            material *m, ks_err *err)
 {
     store_cert have = {0};
     int found = store_cert_find_current(run->db, run->tenant, cert->name,
                                         ks_key_type_name(type), &have, err);
-    int rc = found < 0 ? -1 : 0;
-    if (found == 0)
-        ks_warn("%s (%s): no certificate yet, so its TLSA records leave it out", cert->name,
-                ks_key_type_name(type));
     if (found == 1 && (add_pem(m, have.cert_pem, 1, err) < 0 ||
                        add_pem(m, have.chain_pem, 0, err) < 0))
-        rc = ks_failp(err, "%s (%s)", cert->name, ks_key_type_name(type));
+        found = -1;
     store_cert_clear(&have);
-    return rc;
+    if (found < 0)
+        return ks_failp(err, "the %s certificate", ks_key_type_name(type));
+    return found;
 }
 
 /* The public key of the key's `role` key in `type`, read from the token. */
@@ -216,22 +212,32 @@ static int add_key(ks_run *run, const ks_key_config *k, ks_key_type type, const 
     int rc = found < 0 ? -1 : 0;
     if (found == 1 && (ks_keyref_from_row(&row, &ref, err) < 0 ||
                        ks_signer_public_key(run->signer, &ref, &pub, err) < 0))
-        rc = ks_failp(err, "the %s %s key of %s", role, ks_key_type_name(type), k->name);
+        rc = -1;
+    if (rc < 0)
+        ks_failp(err, "the %s %s key of %s", role, ks_key_type_name(type), k->name);
     if (pub != NULL)
         m->keys[m->n_keys++] = pub;
     store_key_clear(&row);
     return rc;
 }
 
+/* Everything the records of `cert` are made from.  Returns 1, 0 when a
+ * key type has no certificate yet (said; the records would be incomplete),
+ * -1 on an error. */
 static int load_material(ks_run *run, const ks_cert_config *cert, material *m, ks_err *err)
 {
     const ks_key_config *k = &run->cfg->keys[cert->key];
     for (size_t t = 0; t < cert->n_key_types; t++) {
         ks_key_type type = cert->key_types[t];
-        if (add_certificate(run, cert, type, m, err) < 0 ||
-            add_key(run, k, type, "primary", m, err) < 0 ||
+        int found = add_certificate(run, cert, type, m, err);
+        if (found < 0 || add_key(run, k, type, "primary", m, err) < 0 ||
             add_key(run, k, type, "backup", m, err) < 0)
             return -1;
+        if (found == 0) {
+            ks_warn("%s: no %s certificate yet: its TLSA records are left as they are",
+                    cert->name, ks_key_type_name(type));
+            return 0;
+        }
     }
     /* acmebot trusts every root beside the configuration, whatever the
      * certificate's key types. */
@@ -242,17 +248,23 @@ static int load_material(ks_run *run, const ks_cert_config *cert, material *m, k
         if (rc < 0)
             return ks_failp(err, "root_cert.%s.pem", ks_key_type_name((ks_key_type)type));
     }
-    return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------ the plan */
 
-/* The RRsets of one zone that an update replaces (or removes). */
+/* One owner's RRset as the run wants it. */
+typedef struct owner_set {
+    char *owner;
+    int ttl;          /* the smallest of the entries that contributed; 0: none */
+    rdata_list rdata; /* empty: the RRset is removed */
+    int unknown;      /* some of its records could not be made: left alone */
+} owner_set;
+
+/* The owners of one zone the run brings in line. */
 typedef struct zone_sets {
     const char *zone; /* borrowed from the configuration */
-    char **owners;
-    int *ttls;
-    rdata_list *rdata;
+    owner_set *owners;
     size_t n;
 } zone_sets;
 
@@ -264,17 +276,20 @@ typedef struct plan {
 static void plan_free(plan *p)
 {
     for (size_t z = 0; z < p->n; z++) {
-        zone_sets *zs = &p->zones[z];
-        for (size_t i = 0; i < zs->n; i++) {
-            free(zs->owners[i]);
-            ks_dns_strings_free(zs->rdata[i].v);
+        for (size_t i = 0; i < p->zones[z].n; i++) {
+            free(p->zones[z].owners[i].owner);
+            ks_dns_strings_free(p->zones[z].owners[i].rdata.v);
         }
-        free(zs->owners);
-        free(zs->ttls);
-        free(zs->rdata);
+        free(p->zones[z].owners);
     }
     free(p->zones);
     memset(p, 0, sizeof(*p));
+}
+
+/* _<port>._<protocol>.<host> */
+static char *owner_name_new(const ks_tlsa_record *rec)
+{
+    return ks_strdup_printf("_%d._%s.%s", rec->port, rec->protocol, rec->host);
 }
 
 static zone_sets *plan_zone(plan *p, const char *zone)
@@ -286,66 +301,127 @@ static zone_sets *plan_zone(plan *p, const char *zone)
     if (grown == NULL)
         return NULL;
     p->zones = grown;
-    memset(&p->zones[p->n], 0, sizeof(p->zones[p->n]));
-    p->zones[p->n].zone = zone;
+    p->zones[p->n] = (zone_sets){.zone = zone};
     return &p->zones[p->n++];
 }
 
-/* The RRset of `rec` in its zone; a second entry for the same owner (two
- * certificates on one port) adds its records to the first's. */
-static rdata_list *plan_owner(plan *p, const ks_tlsa_record *rec, ks_err *err)
+/* The owner of `rec` in the plan, or NULL. */
+static owner_set *plan_find(const plan *p, const ks_tlsa_record *rec)
 {
-    zone_sets *zs = plan_zone(p, rec->zone);
-    char *owner = ks_strdup_printf("_%d._%s.%s", rec->port, rec->protocol, rec->host);
-    if (zs == NULL || owner == NULL) {
-        free(owner);
-        ks_fail(err, "out of memory");
-        return NULL;
-    }
-    for (size_t i = 0; i < zs->n; i++) {
-        if (strcmp(zs->owners[i], owner) == 0) {
-            free(owner);
-            return &zs->rdata[i];
-        }
-    }
-    char **owners = realloc(zs->owners, (zs->n + 1) * sizeof(*owners));
-    if (owners != NULL)
-        zs->owners = owners;
-    int *ttls = owners ? realloc(zs->ttls, (zs->n + 1) * sizeof(*ttls)) : NULL;
-    if (ttls != NULL)
-        zs->ttls = ttls;
-    rdata_list *rdata = ttls ? realloc(zs->rdata, (zs->n + 1) * sizeof(*rdata)) : NULL;
-    if (rdata == NULL) {
-        free(owner);
-        ks_fail(err, "out of memory");
-        return NULL;
-    }
-    zs->rdata = rdata;
-    zs->owners[zs->n] = owner;
-    zs->ttls[zs->n] = rec->ttl;
-    memset(&zs->rdata[zs->n], 0, sizeof(zs->rdata[zs->n]));
-    return &zs->rdata[zs->n++];
+    char *owner = owner_name_new(rec);
+    owner_set *found = NULL;
+    for (size_t z = 0; owner != NULL && found == NULL && z < p->n; z++)
+        for (size_t i = 0; found == NULL && i < p->zones[z].n; i++)
+            if (strcmp(p->zones[z].owners[i].owner, owner) == 0)
+                found = &p->zones[z].owners[i];
+    free(owner);
+    return found;
 }
 
-/* Adds the records of `rec` made from `m` to the plan. */
-static int plan_records(plan *p, const ks_tlsa_record *rec, const material *m, ks_err *err)
+/* Puts the owner of `rec` into the plan (once). */
+static int plan_owner(plan *p, const ks_tlsa_record *rec, ks_err *err)
+{
+    if (plan_find(p, rec) != NULL)
+        return 0;
+    zone_sets *zs = plan_zone(p, rec->zone);
+    owner_set *grown = zs ? realloc(zs->owners, (zs->n + 1) * sizeof(*grown)) : NULL;
+    char *owner = grown ? owner_name_new(rec) : NULL;
+    if (grown != NULL)
+        zs->owners = grown;
+    if (owner == NULL)
+        return ks_fail(err, "out of memory");
+    zs->owners[zs->n++] = (owner_set){.owner = owner};
+    return 0;
+}
+
+/* Adds the records of `rec` made from `m` to its owner. */
+static int plan_records(owner_set *o, const ks_tlsa_record *rec, const material *m, ks_err *err)
 {
     ks_tlsa_material view = {m->leaves, m->n_leaves, m->anchors, m->n_anchors,
                              m->keys,   m->n_keys};
     char **rdata = NULL;
     size_t n = 0;
-    rdata_list *set = plan_owner(p, rec, err);
-    if (set == NULL || ks_tlsa_rdata_new(rec, &view, &rdata, &n, err) < 0)
+    if (ks_tlsa_rdata_new(rec, &view, &rdata, &n, err) < 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == 0)
-            rc = rdata_push(set, rdata[i], err);
+            rc = rdata_push(&o->rdata, rdata[i], err);
         else
             free(rdata[i]);
     }
     free(rdata);
+    if (o->ttl == 0 || rec->ttl < o->ttl)
+        o->ttl = rec->ttl;
     return rc;
+}
+
+static int cert_in_tenant(const ks_run *run, const ks_cert_config *cert)
+{
+    const ks_key_config *k = &run->cfg->keys[cert->key];
+    return strcmp(run->cfg->tenants[k->tenant].name, run->tenant) == 0;
+}
+
+/* The owners named by the certificates of the selected keys. */
+static int plan_selected(ks_run *run, const unsigned char *selected, plan *p, ks_err *err)
+{
+    for (size_t c = 0; c < run->cfg->n_certs; c++) {
+        const ks_cert_config *cert = &run->cfg->certs[c];
+        if (!selected[cert->key] || !cert_in_tenant(run, cert))
+            continue;
+        for (size_t r = 0; r < cert->n_tlsa_records; r++)
+            if (plan_owner(p, &cert->tlsa_records[r], err) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+static int names_planned_owner(const plan *p, const ks_cert_config *cert)
+{
+    for (size_t r = 0; r < cert->n_tlsa_records; r++)
+        if (plan_find(p, &cert->tlsa_records[r]) != NULL)
+            return 1;
+    return 0;
+}
+
+/* What one certificate adds to the planned owners it names; an owner it
+ * cannot complete is marked unknown.  Returns -1 (reported) on an error. */
+static int plan_certificate(ks_run *run, const ks_cert_config *cert, plan *p)
+{
+    material m = {0};
+    ks_err err = {0};
+    int got = load_material(run, cert, &m, &err);
+    for (size_t r = 0; r < cert->n_tlsa_records; r++) {
+        owner_set *o = plan_find(p, &cert->tlsa_records[r]);
+        if (o == NULL)
+            continue;
+        if (got > 0 && plan_records(o, &cert->tlsa_records[r], &m, &err) < 0)
+            got = -1;
+        if (got <= 0)
+            o->unknown = 1;
+    }
+    material_clear(&m);
+    if (got < 0) {
+        ks_error("TLSA records of %s: %s; its RRsets are left as they are", cert->name,
+                 err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every certificate of the tenant that names a planned owner adds its
+ * records, except those of `skip_key` (being revoked; SIZE_MAX: none).
+ * Returns the number of certificates that failed. */
+static int plan_contributions(ks_run *run, size_t skip_key, plan *p)
+{
+    int failures = 0;
+    for (size_t c = 0; c < run->cfg->n_certs; c++) {
+        const ks_cert_config *cert = &run->cfg->certs[c];
+        if (cert->key != skip_key && cert_in_tenant(run, cert) && names_planned_owner(p, cert) &&
+            plan_certificate(run, cert, p) < 0)
+            failures++;
+    }
+    return failures;
 }
 
 /* ------------------------------------------------------------ zones */
@@ -355,57 +431,75 @@ static int by_text(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether the server's RRset is exactly `want` (order aside). */
-static int same_records(char **have, size_t n_have, const rdata_list *want)
+/* Whether the server's RRset (`have`, reordered here) is exactly the one
+ * wanted, TTL included.  -1 when out of memory. */
+static int same_rrset(char **have, size_t n_have, int have_ttl, const owner_set *o)
 {
-    if (n_have != want->n)
+    if (n_have != o->rdata.n)
         return 0;
-    char **sorted = malloc((want->n + 1) * sizeof(*sorted));
-    if (sorted == NULL)
+    if (n_have == 0)
+        return 1;
+    if (have_ttl != o->ttl)
         return 0;
-    memcpy(sorted, want->v, want->n * sizeof(*sorted));
-    qsort(sorted, want->n, sizeof(*sorted), by_text);
+    char **want = malloc(n_have * sizeof(*want));
+    if (want == NULL)
+        return -1;
+    memcpy(want, o->rdata.v, n_have * sizeof(*want));
+    qsort(want, n_have, sizeof(*want), by_text);
     qsort(have, n_have, sizeof(*have), by_text);
     int same = 1;
     for (size_t i = 0; same && i < n_have; i++)
-        same = strcmp(have[i], sorted[i]) == 0;
-    free(sorted);
+        same = strcmp(have[i], want[i]) == 0;
+    free(want);
     return same;
 }
 
-/* The RRsets of `zs` the server does not already hold as planned, as
- * views into zs; *n 0 when everything is in place. */
+/* The RRsets of `zs` to send: those known and not already on the server
+ * as wanted, as views into zs. */
 static int sets_to_send(const ks_config *cfg, const ks_dns_server *server, const zone_sets *zs,
-                        int removing, ks_dns_tlsa_set *out, size_t *n, ks_err *err)
+                        ks_dns_tlsa_set *out, size_t *n, ks_err *err)
 {
     *n = 0;
     for (size_t i = 0; i < zs->n; i++) {
-        ks_dns_tlsa_set set = {zs->owners[i], zs->ttls[i], zs->rdata[i].v, zs->rdata[i].n};
+        const owner_set *o = &zs->owners[i];
         char **have = NULL;
         size_t n_have = 0;
-        if (!removing) {
-            if (ks_dns_tlsa_at(&cfg->dns, server, zs->owners[i], &have, &n_have, err) < 0)
-                return -1;
-            int same = same_records(have, n_have, &zs->rdata[i]);
-            ks_dns_strings_free(have);
-            if (same) {
-                ks_debug("TLSA %s: already in place", zs->owners[i]);
-                continue;
-            }
-        }
-        out[(*n)++] = set;
+        int have_ttl = -1;
+        if (o->unknown)
+            continue;
+        if (ks_dns_tlsa_at(&cfg->dns, server, o->owner, &have, &n_have, &have_ttl, err) < 0)
+            return -1;
+        int same = same_rrset(have, n_have, have_ttl, o);
+        ks_dns_strings_free(have);
+        if (same < 0)
+            return ks_fail(err, "out of memory");
+        if (same)
+            ks_debug("TLSA %s: already in place", o->owner);
+        else
+            out[(*n)++] = (ks_dns_tlsa_set){o->owner, o->ttl, o->rdata.v, o->rdata.n};
     }
     return 0;
 }
 
-/* One update for the zone's RRsets that differ; then dns_zone_update. */
-static int apply_zone(ks_run *run, const zone_sets *zs, int removing, ks_err *err)
+static void report_sent(const ks_dns_tlsa_set *sets, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (sets[i].n_rdata == 0)
+            ks_log_action("removed TLSA %s", sets[i].owner);
+        else
+            ks_log_action("set TLSA %s: %zu record(s)", sets[i].owner, sets[i].n_rdata);
+    }
+}
+
+/* One update for the zone's RRsets that differ, then dns_zone_update.
+ * `verb` ("set", "removed") is for the warning about a zone without a key. */
+static int apply_zone(ks_run *run, const zone_sets *zs, const char *verb, ks_err *err)
 {
     const ks_config *cfg = run->cfg;
     const ks_zone_key *key = ks_config_zone_key(cfg, zs->zone);
     if (key == NULL) {
         ks_warn("zone %s has no key in zone_update_keys: its TLSA records cannot be %s",
-                zs->zone, removing ? "removed" : "set");
+                zs->zone, verb);
         return 0;
     }
     ks_dns_server server;
@@ -414,7 +508,7 @@ static int apply_zone(ks_run *run, const zone_sets *zs, int removing, ks_err *er
     int rc = sets ? ks_dns01_update_server(cfg, key, zs->zone, &server, err)
                   : ks_fail(err, "out of memory");
     if (rc == 0)
-        rc = sets_to_send(cfg, &server, zs, removing, sets, &n, err);
+        rc = sets_to_send(cfg, &server, zs, sets, &n, err);
     if (rc == 0 && n > 0) {
         ks_tsig_key tsig = {0};
         rc = ks_tsig_key_load(key->file, &tsig, err);
@@ -422,12 +516,8 @@ static int apply_zone(ks_run *run, const zone_sets *zs, int removing, ks_err *er
             rc = ks_dns_update_tlsa(&cfg->dns, &server, &tsig, zs->zone, sets, n, err);
         ks_tsig_key_clear(&tsig);
     }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (removing)
-            ks_log_action("removed TLSA %s", sets[i].owner);
-        else
-            ks_log_action("set TLSA %s: %zu record(s)", sets[i].owner, sets[i].n_rdata);
-    }
+    if (rc == 0)
+        report_sent(sets, n);
     free(sets);
     if (rc < 0)
         return ks_failp(err, "TLSA records of zone %s", zs->zone);
@@ -439,55 +529,53 @@ static int apply_zone(ks_run *run, const zone_sets *zs, int removing, ks_err *er
     return 0;
 }
 
-/* Plans every certificate of the key with TLSA records; `removing` plans
- * empty RRsets.  A certificate with nothing to publish yet is skipped. */
-static int plan_key(ks_run *run, size_t key_index, int removing, plan *p, ks_err *err)
+/* Every zone of the plan, each on its own.  Returns the failure count. */
+static int apply_plan(ks_run *run, const plan *p, const char *verb)
 {
-    for (size_t c = 0; c < run->cfg->n_certs; c++) {
-        const ks_cert_config *cert = &run->cfg->certs[c];
-        if (cert->key != key_index || cert->n_tlsa_records == 0)
-            continue;
-        material m = {0};
-        int rc = removing ? 0 : load_material(run, cert, &m, err);
-        int empty = !removing && m.n_leaves == 0;
-        if (empty)
-            ks_warn("%s: no certificate yet, its TLSA records are not set", cert->name);
-        for (size_t r = 0; rc == 0 && !empty && r < cert->n_tlsa_records; r++)
-            rc = removing ? (plan_owner(p, &cert->tlsa_records[r], err) ? 0 : -1)
-                          : plan_records(p, &cert->tlsa_records[r], &m, err);
-        material_clear(&m);
-        if (rc < 0)
-            return ks_failp(err, "TLSA records of %s", cert->name);
-    }
-    return 0;
-}
-
-int ks_tlsa_update_key(ks_run *run, size_t key_index)
-{
-    plan p = {0};
-    ks_err err = {0};
     int failures = 0;
-    if (plan_key(run, key_index, 0, &p, &err) < 0) {
-        ks_error("%s", err.msg);
-        plan_free(&p);
-        return 1;
-    }
-    for (size_t z = 0; z < p.n; z++) {
-        if (apply_zone(run, &p.zones[z], 0, &err) < 0) {
+    for (size_t z = 0; z < p->n; z++) {
+        ks_err err = {0};
+        if (apply_zone(run, &p->zones[z], verb, &err) < 0) {
             ks_error("%s", err.msg);
             failures++;
         }
+    }
+    return failures;
+}
+
+/* Plans the owners of the selected keys' certificates, fills them from
+ * every certificate naming them but skip_key's, and applies the plan. */
+static int sync_owners(ks_run *run, const unsigned char *selected, size_t skip_key,
+                       const char *verb)
+{
+    plan p = {0};
+    ks_err err = {0};
+    int failures;
+    if (plan_selected(run, selected, &p, &err) < 0) {
+        ks_error("TLSA records: %s", err.msg);
+        failures = 1;
+    } else {
+        failures = plan_contributions(run, skip_key, &p);
+        failures += apply_plan(run, &p, verb);
     }
     plan_free(&p);
     return failures;
 }
 
-int ks_tlsa_remove_key(ks_run *run, size_t key_index, ks_err *err)
+int ks_tlsa_update(ks_run *run, const unsigned char *selected)
 {
-    plan p = {0};
-    int rc = plan_key(run, key_index, 1, &p, err);
-    for (size_t z = 0; rc == 0 && z < p.n; z++)
-        rc = apply_zone(run, &p.zones[z], 1, err);
-    plan_free(&p);
-    return rc;
+    return sync_owners(run, selected, SIZE_MAX, "set");
+}
+
+int ks_tlsa_remove_key(ks_run *run, size_t key_index)
+{
+    unsigned char *selected = calloc(run->cfg->n_keys, 1);
+    if (selected == NULL) {
+        ks_error("TLSA records of key %s: out of memory", run->cfg->keys[key_index].name);
+        return 1;
+    }
+    selected[key_index] = 1;
+    int failures = sync_owners(run, selected, key_index, "removed");
+    free(selected);
+    return failures;
 }

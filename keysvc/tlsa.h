@@ -8,14 +8,24 @@
  * (matching type 2) record:
  *   pkix-ee, dane-ee, selector spki   the primary and backup keys of the
  *                                     certificate's key types (so a rollover
- *                                     finds its new key published already)
+ *                                     finds its new key published already),
+ *                                     and the key of each current certificate
+ *                                     (still served until its replacement is
+ *                                     installed)
  *   pkix-ee, dane-ee, selector cert   the certificate of each key type
  *   pkix-ta, dane-ta, selector cert   the chain certificates and
  *                                     root_cert.<type>.pem beside the config
  *   pkix-ta, dane-ta, selector spki   the public keys of those certificates
+ * An owner named by several certificates (of any private key of the
+ * tenant) holds the records of all of them, with the smallest TTL, so that
+ * keeping one certificate's records never removes another's.  An owner
+ * whose records cannot all be computed (a certificate not issued yet, a
+ * key the token cannot give) is left alone.
+ *
  * Only zones with a zone_update_keys entry are updated; for others acmebot's
- * warning is given.  An RRset already holding exactly those records (asked of
- * the update server) is left alone.
+ * warning is given.  An RRset the update server already holds with exactly
+ * those records and TTL is left alone; the others of a zone are replaced by
+ * one update.
  */
 #ifndef KEYSVC_TLSA_H
 #define KEYSVC_TLSA_H
@@ -38,18 +48,21 @@ typedef struct ks_tlsa_material {
 } ks_tlsa_material;
 
 /* The records ("usage selector matching hex", lower case) of `rec` made from
- * `m`, without duplicates, in a fixed order; *rdata newly allocated
- * (ks_dns_strings_free). */
+ * `m`, without duplicates, in a fixed order: *rdata a newly allocated
+ * NULL-terminated array (ks_dns_strings_free), or NULL when there are none
+ * (*n 0). */
 int ks_tlsa_rdata_new(const ks_tlsa_record *rec, const ks_tlsa_material *m, char ***rdata,
                       size_t *n, ks_err *err);
 
-/* run --tlsa: sets the TLSA records of every certificate of private key
- * `key_index` that has tlsa_records.  Returns the number of zones that
- * failed (each reported), 0 when all is in place. */
-int ks_tlsa_update_key(ks_run *run, size_t key_index);
+/* run --tlsa: brings every RRset named by the certificates of the private
+ * keys with selected[key index] set up to date.  Each failure is reported;
+ * returns their number. */
+int ks_tlsa_update(ks_run *run, const unsigned char *selected);
 
-/* run --revoke: removes every TLSA RRset the key's certificates name
- * (acmebot removes them whatever they hold). */
-int ks_tlsa_remove_key(ks_run *run, size_t key_index, ks_err *err);
+/* run --revoke: the RRsets named by the certificates of private key
+ * `key_index` lose that key's records (acmebot removes them; an owner that
+ * other certificates name keeps theirs).  Returns the number of failures,
+ * each reported. */
+int ks_tlsa_remove_key(ks_run *run, size_t key_index);
 
 #endif

@@ -14,6 +14,7 @@
 #include "hsm.h"
 #include "jws.h"
 #include "keys.h"
+#include "ks_util.h"
 #include "p11uri.h"
 #include "pin.h"
 #include "signer.h"
@@ -517,7 +518,7 @@ static void test_list_pages_with_limit(void **state)
         size_t count = json_object_array_length(keys);
         assert_true(count <= 2);
         for (size_t i = 0; i < count; i++, seen++) {
-            char *want = ks_proto_hex_new(all[seen].id, all[seen].id_len);
+            char *want = ks_hex_new(all[seen].id, all[seen].id_len);
             const char *got = json_object_get_string(json_object_array_get_idx(keys, i));
             assert_string_equal(got, want);
             snprintf(after, sizeof(after), "%s", got);

@@ -47,6 +47,7 @@ static X509 *self_signed_new(EVP_PKEY *key, const char *cn)
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
     f->leaf_key = EVP_EC_gen("P-256");
     f->ca_key = EVP_EC_gen("P-384");
     f->leaf = self_signed_new(f->leaf_key, "leaf");
@@ -150,25 +151,56 @@ static void test_trust_anchor_spki_is_the_chain_keys(void **state)
     expect_subject(*state, KS_TLSA_USAGE_DANE_TA, KS_TLSA_SELECTOR_SPKI);
 }
 
-/* Two different subjects give four records, the first subject's first. */
+/* Checks that the records are those of `first`, then those of `second`. */
+static void expect_two_subjects(const ks_tlsa_record *rec, const ks_tlsa_material *m,
+                                const unsigned char *first, int first_len,
+                                const unsigned char *second, int second_len)
+{
+    char **rdata = NULL;
+    size_t n = 0;
+    ks_err err = {0};
+    assert_int_equal(ks_tlsa_rdata_new(rec, m, &rdata, &n, &err), 0);
+    assert_int_equal(n, 4);
+    char want[300];
+    for (int matching = 1; matching <= 2; matching++) {
+        expected(rec->usage, rec->selector, matching, first, first_len, want);
+        assert_string_equal(rdata[matching - 1], want);
+        expected(rec->usage, rec->selector, matching, second, second_len, want);
+        assert_string_equal(rdata[matching + 1], want);
+    }
+    ks_dns_strings_free(rdata);
+}
+
+/* After a rollover the token's keys are new but the installed certificate
+ * is still on the old key: both are published, the keys' first. */
+static void test_end_entity_spki_keeps_the_certificate_key(void **state)
+{
+    fixture *f = *state;
+    X509 *leaves[1] = {f->ca}; /* a certificate on a key the token no longer has */
+    EVP_PKEY *keys[1] = {f->leaf_key};
+    ks_tlsa_material m = {leaves, 1, NULL, 0, keys, 1};
+    ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_EE, .selector = KS_TLSA_SELECTOR_SPKI};
+    unsigned char *key_der = NULL, *cert_key_der = NULL;
+    int key_len = i2d_PUBKEY(f->leaf_key, &key_der);
+    int cert_key_len = i2d_PUBKEY(f->ca_key, &cert_key_der);
+    expect_two_subjects(&rec, &m, key_der, key_len, cert_key_der, cert_key_len);
+    OPENSSL_free(key_der);
+    OPENSSL_free(cert_key_der);
+}
+
+/* Two different certificates give four records, the first one's first. */
 static void test_two_subjects_in_order(void **state)
 {
     fixture *f = *state;
     X509 *leaves[2] = {f->leaf, f->ca};
     ks_tlsa_material m = {leaves, 2, NULL, 0, NULL, 0};
     ks_tlsa_record rec = {.usage = KS_TLSA_USAGE_DANE_EE, .selector = KS_TLSA_SELECTOR_CERT};
-    char **rdata = NULL;
-    size_t n = 0;
-    ks_err err = {0};
-    assert_int_equal(ks_tlsa_rdata_new(&rec, &m, &rdata, &n, &err), 0);
-    assert_int_equal(n, 4);
-    unsigned char *der = NULL;
-    int len = i2d_X509(f->ca, &der);
-    char want[300];
-    expected(3, 0, 2, der, len, want);
-    assert_string_equal(rdata[3], want);
-    OPENSSL_free(der);
-    ks_dns_strings_free(rdata);
+    unsigned char *first = NULL, *second = NULL;
+    int first_len = i2d_X509(f->leaf, &first);
+    int second_len = i2d_X509(f->ca, &second);
+    expect_two_subjects(&rec, &m, first, first_len, second, second_len);
+    OPENSSL_free(first);
+    OPENSSL_free(second);
 }
 
 static void test_nothing_gives_no_records(void **state)
@@ -192,6 +224,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_trust_anchor_cert_is_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_anchor_spki_is_the_chain_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_entity_spki_keeps_the_certificate_key, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_two_subjects_in_order, setup, teardown),
         cmocka_unit_test(test_nothing_gives_no_records),
     };
