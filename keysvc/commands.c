@@ -175,12 +175,28 @@ static int revoke_with_certificate_key(ks_run *run, const store_cert *have,
  * (so the replacement is issued on it), and the compromised key leaves the
  * token with the next run (or stays as the previous key where
  * directories.previous_key keeps one).  Certificates sharing the key are
- * replaced by the next run too, their key having changed. */
+ * replaced by the next run too, their key having changed.  Only while the
+ * compromised key is still the primary: a second certificate on the same
+ * key must not roll the fresh primary over again. */
 static int retire_compromised_key(ks_run *run, const ks_cert_config *cert, ks_key_type type,
-                                  ks_err *err)
+                                  int64_t compromised_id, ks_err *err)
 {
     const ks_key_config *k = &run->cfg->keys[cert->key];
     ks_key_request req;
+    store_key primary = {0};
+    int found = store_key_find(run->db, run->tenant, "certificate", k->name,
+                               ks_key_type_name(type), "primary", &primary, err);
+    int still_primary = found == 1 && primary.id == compromised_id;
+    store_key_clear(&primary);
+    if (found < 0)
+        return ks_failp(err, "revoked for key compromise, but key %s cannot be looked up: run "
+                             "keysvc run --rollover %s before anything else",
+                        k->name, k->name);
+    if (!still_primary) {
+        ks_info("key %s (%s): the compromised key is no longer the primary", k->name,
+                ks_key_type_name(type));
+        return 0;
+    }
     if (ks_key_request_init(&req, run->tenant, KS_PURPOSE_CERTIFICATE, k->name, type, k->key_size,
                             k->key_curve, err) < 0 ||
         ks_keys_rollover(run->db, run->signer, &req, err) < 0)
@@ -215,8 +231,9 @@ static int revoke_one(ks_run *run, const ks_cert_config *cert, ks_key_type type,
                   ks_key_type_name(type), have.serial,
                   rc == 1 ? " (the CA had revoked it already)" : "");
     run->changed = 1;
-    rc = run->opts->revoke_reason == KS_REASON_KEY_COMPROMISE ? retire_compromised_key(run, cert, type, err)
-                                                             : 0;
+    rc = run->opts->revoke_reason == KS_REASON_KEY_COMPROMISE
+             ? retire_compromised_key(run, cert, type, have.key_id, err)
+             : 0;
 out:
     OPENSSL_free(der);
     store_cert_clear(&have);
@@ -287,8 +304,12 @@ static int revoke_keys_selected(ks_run *run)
         int marked = 0;
         if (!key_selected_for_revoke(run, ki))
             continue;
+        /* keyCompromise rolled the key over at once (retire_compromised_key):
+         * marking the new primary would roll it over again. */
+        int rolled_now = run->opts->revoke_reason == KS_REASON_KEY_COMPROMISE;
         if (revoke_key_certificates(run, ki, &err) < 0 ||
-            store_key_request_rollover(run->db, run->tenant, k->name, &marked, &err) < 0 ||
+            (!rolled_now &&
+             store_key_request_rollover(run->db, run->tenant, k->name, &marked, &err) < 0) ||
             ks_install_archive_certificates(run, ki, &err) < 0) {
             ks_error("%s", err.msg);
             failures++;

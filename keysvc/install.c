@@ -507,7 +507,9 @@ int ks_install_key(ks_run *run, size_t key_index, ks_err *err)
     ic.txn = ks_txn_new(run->cfg->dir_archive, ic.key->name, ks_now(), err);
     if (ic.txn == NULL || add_key_files(&ic, err) < 0 || add_hpkp_files(&ic, err) < 0 ||
         add_cert_files(&ic, key_index, err) < 0 || ks_txn_commit(ic.txn, err) < 0) {
-        ks_failp(err, "writing the files of private key %s (nothing was replaced)", ic.key->name);
+        ks_failp(err, "writing the files of private key %s (%s)", ic.key->name,
+                 ic.txn != NULL && ks_txn_mixed(ic.txn) ? "some files are new, see why"
+                                                        : "nothing was replaced");
         goto out;
     }
     for (size_t i = 0; i < ks_txn_n_written(ic.txn); i++)

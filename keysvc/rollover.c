@@ -122,6 +122,7 @@ int ks_rollover_apply(ks_run *run, size_t key_index, const ks_key_request *req, 
     run->changed = 1;
     ks_log_action("rolled over %s (%s): %s", k->name, ks_key_type_name(req->type), reason);
     rollover_hook(run, req);
+    rc = 1;
 out:
     store_key_clear(&primary);
     store_key_clear(&backup);

@@ -388,18 +388,23 @@ static int key_request(const ks_run *run, const ks_key_config *k, ks_key_type ty
 }
 
 /* Rollovers due or asked for, in each key type; returns the failure count. */
-static int roll_key_over(ks_run *run, size_t ki)
+/* *rolled: some key type of the key was rolled over. */
+static int roll_key_over(ks_run *run, size_t ki, int *rolled)
 {
     const ks_key_config *k = &run->cfg->keys[ki];
     int failures = 0;
+    *rolled = 0;
     for (size_t t = 0; t < k->n_key_types; t++) {
         ks_err err = {0};
         ks_key_request req;
-        if (key_request(run, k, k->key_types[t], &req, &err) < 0 ||
-            ks_rollover_apply(run, ki, &req, &err) < 0) {
+        int rc = key_request(run, k, k->key_types[t], &req, &err);
+        if (rc == 0)
+            rc = ks_rollover_apply(run, ki, &req, &err);
+        if (rc < 0) {
             ks_error("%s", err.msg);
             failures++;
         }
+        *rolled |= rc == 1;
     }
     return failures;
 }
@@ -423,13 +428,15 @@ static int retire_previous_keys(ks_run *run, const ks_key_config *k)
     return failures;
 }
 
-/* The certificates of private key `ki` selected in this run, each key type. */
-static int process_key_certificates(ks_run *run, size_t ki)
+/* The certificates of private key `ki` selected in this run, each key type;
+ * after a rollover all of them, so that none is left on the old key while
+ * the key files name the new one. */
+static int process_key_certificates(ks_run *run, size_t ki, int rolled)
 {
     int failures = 0;
     for (size_t i = 0; i < run->cfg->n_certs; i++) {
         const ks_cert_config *cert = &run->cfg->certs[i];
-        if (cert->key != ki || !in_tenant(run, cert) || !selected(run, cert))
+        if (cert->key != ki || !in_tenant(run, cert) || !(rolled || selected(run, cert)))
             continue;
         for (size_t t = 0; t < cert->n_key_types; t++) {
             ks_err err = {0};
@@ -442,21 +449,22 @@ static int process_key_certificates(ks_run *run, size_t ki)
     return failures;
 }
 
-/* One private key: rollovers, its certificates, the retirement of a
- * previous key no longer needed, then all of its files in one transaction
- * (also after a failure: what is stored and good is kept in step). */
+/* One private key: rollovers, its certificates, then all of its files in
+ * one transaction (also after a failure: what is stored and good is kept in
+ * step).  When all of it went well its previous key, if no longer needed,
+ * is retired after the services are reloaded (retire_after_reload). */
 static int process_key(ks_run *run, size_t ki)
 {
-    const ks_key_config *k = &run->cfg->keys[ki];
     ks_err err = {0};
-    int failures = roll_key_over(run, ki);
-    failures += process_key_certificates(run, ki);
-    if (failures == 0 && run->cfg->dir_previous_key == NULL)
-        failures += retire_previous_keys(run, k);
+    int rolled = 0;
+    int failures = roll_key_over(run, ki, &rolled);
+    failures += process_key_certificates(run, ki, rolled);
     if (ks_install_key(run, ki, &err) < 0) {
         ks_error("%s", err.msg);
         failures++;
     }
+    if (failures == 0 && run->cfg->dir_previous_key == NULL && run->retire_ready != NULL)
+        run->retire_ready[ki] = 1;
     return failures;
 }
 
@@ -511,6 +519,10 @@ static int process_authorizations(ks_run *run)
     return failures;
 }
 
+/* run->reload[i]: 0 untouched, 1 to reload, RELOAD_FAILED after a failed
+ * reload (the service may still hold the old key). */
+#define RELOAD_FAILED 2
+
 void ks_run_mark_services(ks_run *run, size_t cert_index)
 {
     const ks_cert_config *c = &run->cfg->certs[cert_index];
@@ -531,6 +543,7 @@ static void reload_services(ks_run *run)
         snprintf(what, sizeof(what), "service %s", svc->name);
         if (ks_hook_run(what, svc->command, NULL, 0, run->cfg->hook_timeout, &out, &err) < 0) {
             ks_warn("%s", err.msg);
+            run->reload[i] = RELOAD_FAILED;
         } else {
             ks_log_action("reloaded %s", svc->name);
             if (out != NULL && out[0] != '\0') {
@@ -541,6 +554,53 @@ static void reload_services(ks_run *run)
         }
         free(out);
     }
+}
+
+/* The service of a certificate of key `ki` that failed to reload, or NULL. */
+static const char *failed_service_of_key(const ks_run *run, size_t ki)
+{
+    for (size_t c = 0; c < run->cfg->n_certs; c++) {
+        const ks_cert_config *cert = &run->cfg->certs[c];
+        for (size_t s = 0; cert->key == ki && s < cert->n_services; s++)
+            if (run->reload[cert->services[s]] == RELOAD_FAILED)
+                return run->cfg->services[cert->services[s]].name;
+    }
+    return NULL;
+}
+
+/* The previous keys of the keys whose files went in place, once every
+ * service is reloaded: a server that signs through the token must never be
+ * left holding a certificate whose key is gone.  A key whose service did
+ * not reload keeps its previous key until a later run. */
+static int retire_after_reload(ks_run *run, ks_signer **signers)
+{
+    int failures = 0;
+    for (size_t i = 0; i < run->cfg->n_tenants; i++) {
+        if (signers[i] == NULL)
+            continue;
+        run->tenant_cfg = &run->cfg->tenants[i];
+        run->tenant = run->tenant_cfg->name;
+        run->signer = signers[i];
+        ks_audit_hooks hooks = ks_store_audit_hooks(run->db);
+        ks_signer_set_audit(signers[i], &hooks);
+        for (size_t ki = 0; ki < run->cfg->n_keys; ki++) {
+            const ks_key_config *k = &run->cfg->keys[ki];
+            const char *failed = NULL;
+            if (!run->retire_ready[ki] || k->tenant != i)
+                continue;
+            if ((failed = failed_service_of_key(run, ki)) != NULL)
+                ks_warn("key %s: service %s did not reload, so its previous key is kept "
+                        "until a later run",
+                        k->name, failed);
+            else
+                failures += retire_previous_keys(run, k);
+        }
+        ks_signer_set_audit(signers[i], NULL);
+    }
+    run->tenant_cfg = NULL;
+    run->tenant = NULL;
+    run->signer = NULL;
+    return failures;
 }
 
 store *ks_open_database(const ks_config *cfg, pgcluster **cluster, ks_err *err)
@@ -724,7 +784,8 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
     if (started < 0 || (lock_fd = ks_state_lock(cfg->dir_state, &err)) < 0)
         goto out;
     run.reload = calloc(cfg->n_services ? cfg->n_services : 1, 1);
-    if (run.reload == NULL) {
+    run.retire_ready = calloc(cfg->n_keys ? cfg->n_keys : 1, 1);
+    if (run.reload == NULL || run.retire_ready == NULL) {
         ks_fail(&err, "out of memory");
         goto out;
     }
@@ -742,6 +803,7 @@ int ks_run_main(const ks_config *cfg, const ks_run_options *opts)
         if (signers[i] != NULL)
             failures += run_tenant(&run, i, signers[i]);
     reload_services(&run);
+    failures += retire_after_reload(&run, signers);
     result = exit_code(&run, failures);
 out:
     if (err.msg[0] != '\0')
@@ -750,6 +812,7 @@ out:
         ks_signer_close(signers[i]);
     free(signers);
     free(run.reload);
+    free(run.retire_ready);
     store_close(run.db);
     ks_signer_process_end(&signer);
     pgcluster_release(cluster);

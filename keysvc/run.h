@@ -71,6 +71,8 @@ typedef struct ks_run {
     uid_t file_uid; /* settings.file_user, (uid_t)-1: unset */
     gid_t file_gid;
     unsigned char *reload; /* per cfg->services: reload at the end of the run */
+    unsigned char *retire_ready; /* per cfg->keys: its files are in place; its
+                                    previous key may go after the reload */
     int root_warned[KS_KEY_TYPES]; /* root_cert.<type>.pem missing was said */
     const char *tenant;
     const ks_tenant_config *tenant_cfg;
@@ -114,7 +116,8 @@ int ks_issue(ks_run *run, const ks_cert_config *cert, ks_key_type type, const ch
 int ks_authorize(ks_run *run, const char *label, char *const *names, size_t n, ks_err *err);
 
 /* Rolls certificate key `key_index` over in req's type when it is due or
- * asked for (rollover.c). */
+ * asked for (rollover.c).  Returns 1 when it rolled over, 0 when it was
+ * not due, -1 on an error. */
 struct ks_key_request;
 int ks_rollover_apply(ks_run *run, size_t key_index, const struct ks_key_request *req,
                       ks_err *err);

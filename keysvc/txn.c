@@ -49,6 +49,7 @@ struct ks_txn {
     char *stamp_dir; /* this commit's archive directory, once made */
     int committed;   /* commit was called */
     int ok;          /* ... and succeeded */
+    int mixed;       /* ... failed, and some targets could not be restored */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -257,6 +258,11 @@ int ks_txn_remove(ks_txn *t, const char *path, ks_err *err)
     f->changed = exists == 1;
     t->n++;
     return 0;
+}
+
+int ks_txn_mixed(const ks_txn *t)
+{
+    return t->mixed;
 }
 
 size_t ks_txn_changes(const ks_txn *t)
@@ -595,6 +601,7 @@ static void rollback(ks_txn *t, size_t upto, ks_err *err)
         drop_saved(t);
         return;
     }
+    t->mixed = 1;
     ks_failp(err, "rollback failed for %zu of %zu files (%s); the old versions are in %s", failed,
              failed + restored, first,
              t->stamp_dir ? t->stamp_dir : "the .keysvc-old- files beside them");

@@ -64,6 +64,11 @@ int ks_txn_add(ks_txn *t, const char *path, const void *content, size_t len, mod
  * commit.  -1 as for ks_txn_add. */
 int ks_txn_remove(ks_txn *t, const char *path, ks_err *err);
 
+/* After a failed commit: 1 when some targets are new and could not be put
+ * back (the error says where the old versions are), 0 when nothing was
+ * replaced. */
+int ks_txn_mixed(const ks_txn *t);
+
 /* The number of files a commit will change (written or removed). */
 size_t ks_txn_changes(const ks_txn *t);
 

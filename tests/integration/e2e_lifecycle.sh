@@ -126,6 +126,28 @@ assert_eq "$(cert_pubkey_hash out/certs/s1.example.test.ecdsa.pem)" \
 pass "the key file is named after the private key (shared.ecdsa.key)"
 assert_eq 1 "$(grep -c '^service|web$' hooks.log)" "web reloaded once for two certificates"
 assert_eq 1 "$(grep -c '^service|mail$' hooks.log)" "mail reloaded once"
+# A rollover asked for by one certificate's name re-issues every certificate
+# of the key: none is left on the old key while the key file names the new.
+shared_before=$(cert_pubkey_hash out/certs/s1.example.test.ecdsa.pem)
+run_keysvc run --rollover --force s1.example.test --config keysvc.json > /dev/null
+assert_eq 0 "$RUN_RC" "rollover of the shared key by one certificate's name"
+[ "$(cert_pubkey_hash out/certs/s2.other.test.ecdsa.pem)" != "$shared_before" ] ||
+    fail "s2.other.test was left on the old key"
+assert_eq "$(cert_pubkey_hash out/certs/s1.example.test.ecdsa.pem)" \
+    "$(cert_pubkey_hash out/certs/s2.other.test.ecdsa.pem)" "both certificates moved to the new key"
+assert_contains run.out "issued s2.other.test (ecdsa)" "the unnamed certificate was issued again"
+# keyCompromise on both certificates of the key: one rollover (onto the
+# pinned backup), not one per certificate.
+backup_before=$(sql "SELECT id FROM keys WHERE name = 'shared' AND role = 'backup' AND state = 'live'")
+run_keysvc revoke --config keysvc.json --reason keyCompromise s1.example.test s2.other.test > /dev/null
+assert_eq 0 "$RUN_RC" "both certificates of the shared key revoked for key compromise"
+assert_eq 1 "$(grep -c 'rolled over shared (ecdsa)' run.out)" "one rollover for the two certificates"
+assert_eq "$backup_before" "$(sql "SELECT id FROM keys WHERE name = 'shared' AND role = 'primary' AND state = 'live'")" \
+    "the pinned backup became the primary"
+run_keysvc run --config keysvc.json > /dev/null
+assert_eq 0 "$RUN_RC" "the next run issues both again"
+assert_eq "$(cert_pubkey_hash out/certs/s1.example.test.ecdsa.pem)" \
+    "$(cert_pubkey_hash out/certs/s2.other.test.ecdsa.pem)" "both on the new primary"
 
 # ------------------------------------------------ mixed http and dns
 mkdir -p webroot/.well-known/acme-challenge

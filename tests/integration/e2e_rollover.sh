@@ -93,6 +93,29 @@ assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'destroy
 assert_eq 1 "$(sql "SELECT count(*) FROM audit_events WHERE operation = 'rollover' AND outcome = 'ok'
                     AND encode(ckaid, 'hex') = '$b0'")" "the rollover is audited, naming the new primary"
 
+# A service that failed to reload may still hold the old key: the old
+# primary stays (as the previous key) until a run with nothing left to
+# reload; then it goes.
+cp keysvc.json svc.json
+config_merge svc.json '{"services": {"web": "/bin/false"},
+    "certificates": {"r.test": {"key_types": ["ecdsa"], "services": ["web"]}}}'
+old_primary=$(role_id primary)
+run_keysvc run --config svc.json --rollover r.test
+assert_eq 0 "$RUN_RC" "a rollover whose service fails to reload (a warning)"
+assert_contains run.out "key r.test: service web did not reload, so its previous key is kept until a later run" \
+    "the kept key is explained"
+assert_eq "$old_primary" "$(role_id previous)" "the old primary is kept as the previous key"
+assert_settled "after the rollover with a failed reload"
+config_merge svc.json '{"services": {"web": "/bin/true"}}'
+run_keysvc run --config svc.json
+assert_eq 0 "$RUN_RC" "the next run retires it"
+assert_eq "" "$(role_id previous)" "no previous key once nothing is left to reload"
+assert_eq destroyed "$(sql "SELECT state FROM keys WHERE encode(ckaid, 'hex') = '$old_primary'")" \
+    "the old primary is destroyed"
+assert_settled "after the retirement"
+b0=$(role_id primary)
+b1=$(role_id backup)
+
 # With directories.previous_key the old primary stays, live, as "previous".
 run_keysvc run --config "$keep_config" --rollover r.test
 assert_eq 0 "$RUN_RC" "rollover keeping the previous key"

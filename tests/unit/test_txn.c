@@ -512,6 +512,7 @@ static void test_rename_failure_rolls_back(void **state)
     assert_int_equal(count_entries("certs", ""), 3);
     assert_int_equal(count_entries("archive/" KEY, ""), 0);
     assert_int_equal(ks_txn_n_written(t), 0);
+    assert_int_equal(ks_txn_mixed(t), 0);
     ks_txn_free(t);
 }
 
