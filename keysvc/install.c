@@ -256,6 +256,36 @@ char *ks_install_root_cert_new(ks_run *run, ks_key_type type)
     return pem;
 }
 
+/* A certificate file that cannot be written this time (no root for the full
+ * certificate, no chain from the CA) would otherwise be served stale after
+ * a renewal: unless it still begins with `current` (what it would start
+ * with) it goes to the archive, and comes back when it can be written. */
+static int drop_if_stale(install_ctx *ic, size_t ci, ks_key_type type, const char *dir,
+                         const char *tmpl, const char *current, ks_err *err)
+{
+    const ks_cert_config *cert = &ic->run->cfg->certs[ci];
+    char *path = NULL;
+    if (output_path(ic->run, dir, tmpl, cert->name, type, &path, err) < 0)
+        return -1;
+    if (path == NULL)
+        return 0;
+    size_t len = 0;
+    ks_err unread;
+    char *have = ks_read_file(path, ROOT_CERT_MAX, &len, &unread);
+    /* An empty `current` (no chain at all): whatever the file holds is old. */
+    int stale = have != NULL && (current[0] == '\0' || strncmp(have, current, strlen(current)) != 0);
+    free(have);
+    int rc = 0;
+    if (stale) {
+        ks_warn("%s: cannot be written now and no longer holds the current certificate: "
+                "archived",
+                path);
+        rc = ks_txn_remove(ic->txn, path, err);
+    }
+    free(path);
+    return rc;
+}
+
 static int add_cert_output(install_ctx *ic, size_t ci, ks_key_type type, const char *dir,
                            const char *tmpl, ks_hook_id hook, const char *content, ks_err *err)
 {
@@ -325,12 +355,16 @@ static int add_cert_type(install_ctx *ic, size_t ci, ks_key_type type, ks_err *e
     }
     if (add_cert_output(ic, ci, type, cfg->dir_certificate, cfg->fn_certificate,
                         KS_HOOK_CERTIFICATE_INSTALLED, full, err) < 0 ||
-        (with_root != NULL &&
-         add_cert_output(ic, ci, type, cfg->dir_full_certificate, cfg->fn_full_certificate,
-                         KS_HOOK_FULL_CERTIFICATE_INSTALLED, with_root, err) < 0) ||
-        (have.chain_pem[0] != '\0' &&
-         add_cert_output(ic, ci, type, cfg->dir_chain, cfg->fn_chain, KS_HOOK_CHAIN_INSTALLED,
-                         have.chain_pem, err) < 0) ||
+        (with_root != NULL
+             ? add_cert_output(ic, ci, type, cfg->dir_full_certificate, cfg->fn_full_certificate,
+                               KS_HOOK_FULL_CERTIFICATE_INSTALLED, with_root, err)
+             : drop_if_stale(ic, ci, type, cfg->dir_full_certificate, cfg->fn_full_certificate,
+                             full, err)) < 0 ||
+        (have.chain_pem[0] != '\0'
+             ? add_cert_output(ic, ci, type, cfg->dir_chain, cfg->fn_chain,
+                               KS_HOOK_CHAIN_INSTALLED, have.chain_pem, err)
+             : drop_if_stale(ic, ci, type, cfg->dir_chain, cfg->fn_chain, have.chain_pem,
+                             err)) < 0 ||
         add_snippets(ic, ci, type, uri, err) < 0)
         goto out;
     rc = 1;

@@ -105,6 +105,24 @@ grep -q "^certificate_installed|example.test|ecdsa|$WORK/out/certs/example.test.
     fail "certificate_installed fields: $(cat hooks.log)"
 pass "certificate_installed got {certificate_name} {key_type} {certificate_file}"
 
+# Without root_cert.ecdsa.pem a renewal cannot write the ecdsa full
+# certificate: the old one, stale now, is archived rather than left to be
+# served; it is back once the root is.
+mv root_cert.ecdsa.pem root.saved
+run_keysvc run --renew --config keysvc.json > /dev/null
+assert_eq 0 "$RUN_RC" "renewed without the ecdsa root"
+[ ! -e out/certs/example.test+root.ecdsa.pem ] || fail "the stale ecdsa full certificate is still there"
+assert_contains run.out "example.test+root.ecdsa.pem: cannot be written now" "the archiving is explained"
+cat out/certs/example.test.rsa.pem root_cert.rsa.pem | cmp -s - out/certs/example.test+root.rsa.pem ||
+    fail "the rsa full certificate was not renewed"
+pass "the rsa full certificate, which has its root, was renewed"
+mv root.saved root_cert.ecdsa.pem
+run_keysvc run --config keysvc.json > /dev/null
+assert_eq 0 "$RUN_RC" "the root is back"
+cat out/certs/example.test.ecdsa.pem root_cert.ecdsa.pem | cmp -s - out/certs/example.test+root.ecdsa.pem ||
+    fail "the ecdsa full certificate did not come back"
+pass "the ecdsa full certificate is written again"
+
 # Nothing to do: silent, exit 1, no hook.
 : > hooks.log
 run_keysvc run --config keysvc.json > run.stdout
