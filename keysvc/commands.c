@@ -293,8 +293,9 @@ static int revoke_key_certificates(ks_run *run, size_t ki, ks_err *err)
 }
 
 /* acmebot's --revoke: the certificates of the named keys are revoked, their
- * files archived and their TLSA records removed; the keys are marked, and the next run rolls them
- * over (their backups become the primaries) and issues new certificates. */
+ * files archived and their TLSA records removed; the keys are marked, and
+ * the next run rolls them over (their backups become the primaries) and
+ * issues new certificates. */
 static int revoke_keys_selected(ks_run *run)
 {
     int failures = 0;

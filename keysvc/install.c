@@ -273,7 +273,8 @@ static int drop_if_stale(install_ctx *ic, size_t ci, ks_key_type type, const cha
     ks_err unread;
     char *have = ks_read_file(path, ROOT_CERT_MAX, &len, &unread);
     /* An empty `current` (no chain at all): whatever the file holds is old. */
-    int stale = have != NULL && (current[0] == '\0' || strncmp(have, current, strlen(current)) != 0);
+    int stale = have != NULL &&
+                (current[0] == '\0' || strncmp(have, current, strlen(current)) != 0);
     free(have);
     int rc = 0;
     if (stale) {

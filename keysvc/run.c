@@ -387,8 +387,8 @@ static int key_request(const ks_run *run, const ks_key_config *k, ks_key_type ty
                                k->key_size, k->key_curve, err);
 }
 
-/* Rollovers due or asked for, in each key type; returns the failure count. */
-/* *rolled: some key type of the key was rolled over. */
+/* Rollovers due or asked for, in each key type; returns the failure count,
+ * *rolled set when some key type was rolled over. */
 static int roll_key_over(ks_run *run, size_t ki, int *rolled)
 {
     const ks_key_config *k = &run->cfg->keys[ki];

@@ -55,8 +55,8 @@ static int rdata_push(rdata_list *l, char *text, ks_err *err)
 
 /* The SHA-256 (matching type 1) and SHA-512 (2) records of one subject,
  * given as DER. */
-static int push_subject(rdata_list *l, int usage, int selector, const unsigned char *der,
-                        int len, ks_err *err)
+static int push_subject(rdata_list *l, int usage, int selector, const unsigned char *der, int len,
+                        ks_err *err)
 {
     static const struct {
         int matching;
@@ -73,9 +73,8 @@ static int push_subject(rdata_list *l, int usage, int selector, const unsigned c
         if (!ok)
             return ks_fail(err, "%s digest for a TLSA record failed", types[i].md);
         char *hex = ks_hex_new(md, md_len);
-        char *text = hex ? ks_strdup_printf("%d %d %d %s", usage, selector, types[i].matching,
-                                            hex)
-                         : NULL;
+        char *text =
+            hex ? ks_strdup_printf("%d %d %d %s", usage, selector, types[i].matching, hex) : NULL;
         free(hex);
         if (rdata_push(l, text, err) < 0)
             return -1;
@@ -185,14 +184,14 @@ static int add_pem(material *m, const char *pem, int leaf, ks_err *err)
 
 /* The current certificate of `cert` in `type` and its chain.  Returns 1,
  * 0 when there is none yet, -1 on an error. */
-static int add_certificate(ks_run *run, const ks_cert_config *cert, ks_key_type type,
-                           material *m, ks_err *err)
+static int add_certificate(ks_run *run, const ks_cert_config *cert, ks_key_type type, material *m,
+                           ks_err *err)
 {
     store_cert have = {0};
-    int found = store_cert_find_current(run->db, run->tenant, cert->name,
-                                        ks_key_type_name(type), &have, err);
-    if (found == 1 && (add_pem(m, have.cert_pem, 1, err) < 0 ||
-                       add_pem(m, have.chain_pem, 0, err) < 0))
+    int found = store_cert_find_current(run->db, run->tenant, cert->name, ks_key_type_name(type),
+                                        &have, err);
+    if (found == 1 &&
+        (add_pem(m, have.cert_pem, 1, err) < 0 || add_pem(m, have.chain_pem, 0, err) < 0))
         found = -1;
     store_cert_clear(&have);
     if (found < 0)
@@ -207,8 +206,8 @@ static int add_key(ks_run *run, const ks_key_config *k, ks_key_type type, const 
     store_key row = {0};
     ks_keyref ref;
     EVP_PKEY *pub = NULL;
-    int found = store_key_find(run->db, run->tenant, "certificate", k->name,
-                               ks_key_type_name(type), role, &row, err);
+    int found = store_key_find(run->db, run->tenant, "certificate", k->name, ks_key_type_name(type),
+                               role, &row, err);
     int rc = found < 0 ? -1 : 0;
     if (found == 1 && (ks_keyref_from_row(&row, &ref, err) < 0 ||
                        ks_signer_public_key(run->signer, &ref, &pub, err) < 0))
@@ -234,8 +233,8 @@ static int load_material(ks_run *run, const ks_cert_config *cert, material *m, k
             add_key(run, k, type, "backup", m, err) < 0)
             return -1;
         if (found == 0) {
-            ks_warn("%s: no %s certificate yet: its TLSA records are left as they are",
-                    cert->name, ks_key_type_name(type));
+            ks_warn("%s: no %s certificate yet: its TLSA records are left as they are", cert->name,
+                    ks_key_type_name(type));
             return 0;
         }
     }
@@ -337,8 +336,7 @@ static int plan_owner(plan *p, const ks_tlsa_record *rec, ks_err *err)
 /* Adds the records of `rec` made from `m` to its owner. */
 static int plan_records(owner_set *o, const ks_tlsa_record *rec, const material *m, ks_err *err)
 {
-    ks_tlsa_material view = {m->leaves, m->n_leaves, m->anchors, m->n_anchors,
-                             m->keys,   m->n_keys};
+    ks_tlsa_material view = {m->leaves, m->n_leaves, m->anchors, m->n_anchors, m->keys, m->n_keys};
     char **rdata = NULL;
     size_t n = 0;
     if (ks_tlsa_rdata_new(rec, &view, &rdata, &n, err) < 0)
@@ -402,8 +400,7 @@ static int plan_certificate(ks_run *run, const ks_cert_config *cert, plan *p)
     }
     material_clear(&m);
     if (got < 0) {
-        ks_error("TLSA records of %s: %s; its RRsets are left as they are", cert->name,
-                 err.msg);
+        ks_error("TLSA records of %s: %s; its RRsets are left as they are", cert->name, err.msg);
         return -1;
     }
     return 0;
@@ -498,8 +495,8 @@ static int apply_zone(ks_run *run, const zone_sets *zs, const char *verb, ks_err
     const ks_config *cfg = run->cfg;
     const ks_zone_key *key = ks_config_zone_key(cfg, zs->zone);
     if (key == NULL) {
-        ks_warn("zone %s has no key in zone_update_keys: its TLSA records cannot be %s",
-                zs->zone, verb);
+        ks_warn("zone %s has no key in zone_update_keys: its TLSA records cannot be %s", zs->zone,
+                verb);
         return 0;
     }
     ks_dns_server server;

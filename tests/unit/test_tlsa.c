@@ -67,13 +67,14 @@ static int teardown(void **state)
     return 0;
 }
 
+/* out holds 2 * n + 1 bytes. */
 static void hex(const unsigned char *b, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
-/* "u s 1 <sha256>" or "u s 2 <sha512>" of `der`. */
+/* "u s 1 <sha256>" or "u s 2 <sha512>" of `der`, into out[300]. */
 static void expected(int usage, int selector, int matching, const unsigned char *der, int len,
                      char *out)
 {
@@ -85,7 +86,7 @@ static void expected(int usage, int selector, int matching, const unsigned char 
     else
         SHA512(der, (size_t)len, md);
     hex(md, n, h);
-    sprintf(out, "%d %d %d %s", usage, selector, matching, h);
+    snprintf(out, 300, "%d %d %d %s", usage, selector, matching, h);
 }
 
 /* Checks that the records are exactly the SHA-256 and SHA-512 records of
@@ -220,8 +221,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_end_entity_spki_is_the_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_end_entity_cert_is_the_certificates, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_end_entity_cert_is_the_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_anchor_cert_is_the_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_anchor_spki_is_the_chain_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_entity_spki_keeps_the_certificate_key, setup,
