@@ -18,12 +18,12 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "test_fs.h"
 #include "config.h"
 #include "ks_err.h"
 #include "ks_log.h"
 #include "ks_util.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <limits.h>
@@ -51,30 +51,10 @@ static int setup(void **state)
     return 0;
 }
 
-/* Removes `dir` and what tests wrote into it (files, one level of
- * subdirectories such as a directories.update_key). */
-static int remove_tree(const char *dir, int depth)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[PATH_MAX];
-            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-            if (unlink(p) < 0 && depth > 0)
-                remove_tree(p, depth - 1);
-        }
-        closedir(d);
-    }
-    return rmdir(dir);
-}
-
 static int teardown(void **state)
 {
     fixture *f = *state;
-    int rc = remove_tree(f->dir, 1);
+    int rc = test_remove_tree(f->dir);
     free(f);
     return rc;
 }

@@ -18,8 +18,8 @@
 #include "dns_tsig.h"
 #include "ks_err.h"
 #include "ks_util.h"
+#include "test_fs.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <unistd.h>
 
@@ -140,20 +140,7 @@ static int setup_tmpdir(void **state)
 static int teardown_tmpdir(void **state)
 {
     (void)state;
-    DIR *d = opendir(tmpdir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char *p = ks_strdup_printf("%s/%s", tmpdir, e->d_name);
-            if (p != NULL)
-                unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    test_remove_tree(tmpdir);
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "ks_err.h"
 #include "ks_log.h"
 #include "ks_util.h"
+#include "test_fs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -162,10 +163,7 @@ static int teardown_tmpdir(void **state)
 {
     (void)state;
     ks_log_close_file();
-    char *cmd = ks_strdup_printf("rm -rf '%s'", tmpdir);
-    int rc = cmd ? system(cmd) : -1;
-    free(cmd);
-    return rc == 0 ? 0 : -1;
+    return test_remove_tree(tmpdir) == 0 ? 0 : -1;
 }
 
 /* ---- the file sink ------------------------------------------------------- */

@@ -21,12 +21,12 @@
 
 #include "ks_err.h"
 #include "ks_util.h"
+#include "test_fs.h"
 #include "txn.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -45,21 +45,6 @@ static char shmdir[PATH_MAX];
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path);
-    return unlink(path);
-}
-
-static void rm_rf(const char *dir)
-{
-    if (dir[0] != '\0')
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -75,8 +60,10 @@ static int teardown(void **state)
     (void)state;
     unsetenv("KEYSVC_TEST_TXN_FAIL_AT");
     unsetenv("KEYSVC_TEST_TXN_RENAME_FAIL_AT");
-    rm_rf(tmpdir);
-    rm_rf(shmdir);
+    if (tmpdir[0] != '\0')
+        test_remove_tree(tmpdir);
+    if (shmdir[0] != '\0')
+        test_remove_tree(shmdir);
     return 0;
 }
 
